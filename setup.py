@@ -1,0 +1,34 @@
+"""transformer_jax: GPT, BERT and encoder-decoder Transformers in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="transformer_jax",
+    version="0.1.0",
+    description="GPT, BERT and encoder-decoder Transformers in JAX/Flax, CPU to TPU pod.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["transformer_jax", "transformer_jax.*"]),
+    install_requires=[
+        "jax>=0.10.2",
+        "flax>=0.12.8",
+        "optax>=0.2.8",
+        "orbax-checkpoint>=0.12.8",
+        "grain>=0.2.18",
+        "sentencepiece>=0.2.0",
+        "tensorflow-datasets>=4.9.10",
+        "absl-py>=2.1",
+        "ml_collections>=1.1.0",
+        "numpy>=2.0",
+        "tensorboardX>=2.6",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.6"],
+        "tf": ["tensorflow>=2.17"],
+        "gpu": ["jax[cuda12]>=0.10.2"],
+        "tpu": ["jax[tpu]>=0.10.2"],
+        "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
+    },
+)
