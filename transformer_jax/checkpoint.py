@@ -1,0 +1,156 @@
+"""Orbax checkpoints of (train state, Grain iterator state, layout metadata), with fallback.
+
+Each step directory holds three items: `state` (the sharded TrainState), `data` (the
+per-process Grain iterator state, so resume continues the exact data order) and `meta` (JSON:
+preset, model config, vocab, scan layout, mesh, so restore and conversion never guess).
+
+Orbax does not skip a damaged newest step by itself (DESIGN.md): an empty step dir is listed
+as latest, a truncated file raises. `Checkpointer.restore` walks steps newest to oldest,
+using a fresh manager per try, and moves the damaged newer steps aside (renamed, never
+deleted) so later saves do not collide with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from typing import Any
+
+import grain
+import orbax.checkpoint as ocp
+from absl import logging
+
+from transformer_jax.errors import UserError
+
+
+class _IteratorSnapshot:
+    """A frozen Grain iterator state: saving it later (async) can't see a moved iterator."""
+
+    def __init__(self, iterator: Any):
+        self._state = json.dumps(iterator.get_state()).encode()
+
+    def get_state(self) -> bytes:
+        return self._state
+
+
+class Checkpointer:
+    """Saves and restores checkpoints under `directory` (async, keeping the newest N).
+
+    Args:
+      directory: the checkpoints folder (e.g. WORKDIR/checkpoints).
+      max_to_keep: how many step directories to keep.
+      async_save: write in a background thread while training continues.
+    """
+
+    def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
+                 async_save: bool = True):
+        self.directory = pathlib.Path(directory).absolute()
+        self._options = dict(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
+        self._manager: ocp.CheckpointManager | None = None
+
+    # Reading ---------------------------------------------------------------------------------
+    def steps(self) -> list[int]:
+        """Step numbers present on disk (integer-named dirs), oldest first, even damaged ones."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.directory.iterdir()
+                      if p.is_dir() and p.name.isdigit())
+
+    def read_metadata(self) -> tuple[int, dict] | None:
+        """(step, metadata) of the newest step whose metadata is readable, or None."""
+        for step in reversed(self.steps()):
+            try:
+                restored = self._fresh_manager(read_only=True).restore(
+                    step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+                )
+                return step, dict(restored["meta"])
+            except Exception as e:  # noqa: BLE001 - any damage means "try an older step"
+                logging.warning("checkpoint %s/%d: metadata unreadable (%s)",
+                                self.directory, step, _short(e))
+        return None
+
+    def restore(self, abstract_state: Any, data_iterator: Any) -> tuple[int, Any] | None:
+        """Restores the newest good step into `abstract_state`'s shardings; sets the iterator.
+
+        Args:
+          abstract_state: pytree of `jax.ShapeDtypeStruct(shape, dtype, sharding=...)`; the
+            restored arrays get those shardings (so restoring onto another mesh works).
+          data_iterator: a Grain dataset iterator; its state is set to the saved one.
+
+        Returns:
+          (step, state), or None when there is no checkpoint at all.
+
+        Raises:
+          UserError: checkpoints exist but none can be restored.
+        """
+        steps = self.steps()
+        failures = []
+        for step in reversed(steps):
+            try:
+                restored = self._fresh_manager(read_only=True).restore(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardRestore(abstract_state),
+                        data=grain.checkpoint.CheckpointRestore(data_iterator),
+                    ),
+                )
+            except Exception as e:  # noqa: BLE001 - damaged step: fall back to an older one
+                logging.warning("checkpoint %s/%d is unreadable (%s); trying an older step",
+                                self.directory, step, _short(e))
+                failures.append(step)
+                continue
+            for bad in failures:
+                self._quarantine(bad)
+            return step, restored["state"]
+        if steps:
+            raise UserError(
+                f"no checkpoint in {self.directory} can be restored (steps {steps}); "
+                "move that directory away to start fresh"
+            )
+        return None
+
+    # Writing ---------------------------------------------------------------------------------
+    def save(self, step: int, state: Any, data_iterator: Any, metadata: dict,
+             *, force: bool = False) -> None:
+        """Starts saving `step` (async); returns once the arrays are copied off-device."""
+        if self._manager is None:
+            self._manager = self._fresh_manager(read_only=False)
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator)),
+                meta=ocp.args.JsonSave(metadata),
+            ),
+            force=force,
+        )
+
+    def wait(self) -> None:
+        """Blocks until pending async saves are on disk."""
+        if self._manager is not None:
+            self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    # Internals -------------------------------------------------------------------------------
+    def _fresh_manager(self, *, read_only: bool) -> ocp.CheckpointManager:
+        options = ocp.CheckpointManagerOptions(
+            **self._options, read_only=read_only, create=not read_only
+        )
+        return ocp.CheckpointManager(self.directory, options=options)
+
+    def _quarantine(self, step: int) -> None:
+        src = self.directory / str(step)
+        dst = self.directory / f"{step}.damaged-{int(time.time())}"
+        src.rename(dst)
+        logging.warning("moved damaged checkpoint %s aside to %s", src, dst.name)
+
+
+def _short(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -1,0 +1,169 @@
+"""Attention: masks, the scaled dot-product core, and multi-head attention with a KV cache.
+
+Shape legend: B batch, T query length, S key/value length, D d_model, N query heads,
+K key/value heads (K divides N; K < N is grouped-query attention), G = N // K, H head dim.
+Masks are boolean, True = may attend, shaped [B or 1, 1, T, S].
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from transformer_jax.models import layers, position
+from transformer_jax.models.config import ModelConfig
+
+
+def causal_mask(length: int) -> jax.Array:
+    """[1, 1, T, T]: position t attends to positions <= t."""
+    return jnp.tril(jnp.ones((length, length), jnp.bool_))[None, None]
+
+
+def segment_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array) -> jax.Array:
+    """[B, 1, T, S]: same packed segment, and the key is not padding (segment id 0)."""
+    same = q_segment_ids[:, :, None] == kv_segment_ids[:, None, :]
+    return (same & (kv_segment_ids[:, None, :] != 0))[:, None]
+
+
+def padding_mask(q_valid: jax.Array, kv_valid: jax.Array) -> jax.Array:
+    """[B, 1, T, S] from [B, T] / [B, S] booleans (True = real token)."""
+    return (q_valid[:, :, None] & kv_valid[:, None, :])[:, None]
+
+
+def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
+    """Logical AND of the non-None masks (broadcasting); None when all are None."""
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    out = present[0]
+    for m in present[1:]:
+        out = out & m
+    return out
+
+
+def dot_product_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    mask: jax.Array | None,
+    *,
+    implementation: str = "xla",
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
+) -> jax.Array:
+    """softmax(q k^T / sqrt(H) + mask) v.
+
+    Args:
+      q: [B, T, N, H] queries.
+      k: [B, S, K, H] keys.
+      v: [B, S, K, H] values.
+      mask: [B|1, 1, T, S] boolean or None.
+      implementation: "xla" or "cudnn", for `jax.nn.dot_product_attention`.
+      dropout_rate: attention-probability dropout; needs `dropout_rng`. Fused kernels have no
+        dropout, so with dropout an explicit einsum path (same math) is used.
+      dropout_rng: PRNG key for the dropout.
+
+    Returns:
+      [B, T, N, H].
+    """
+    if dropout_rate == 0.0:
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)
+    b, t, n, h = q.shape
+    kv_heads = k.shape[2]
+    qg = q.reshape(b, t, kv_heads, n // kv_heads, h)  # [B, T, K, G, H]
+    logits = jnp.einsum("BTKGH,BSKH->BKGTS", qg, k, preferred_element_type=jnp.float32)
+    logits = logits / jnp.sqrt(h).astype(jnp.float32)
+    if mask is not None:
+        logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(logits, axis=-1)
+    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+    probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0).astype(v.dtype)
+    out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
+    return out.reshape(b, t, n, h)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head (grouped-query) attention, self or cross, with an optional KV cache.
+
+    Attributes:
+      config: the model config.
+      cross: attend to `context` (encoder output) instead of `x`.
+    """
+
+    config: ModelConfig
+    cross: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        mask: jax.Array | None,
+        positions: jax.Array | None = None,
+        context: jax.Array | None = None,
+    ) -> jax.Array:
+        """Attends from x to itself (or to `context` when `cross`).
+
+        Args:
+          x: [B, T, D] queries' input.
+          mask: [B|1, 1, T, S] boolean. Ignored for cached self-attention, whose causal mask
+            comes from the cache index.
+          positions: [B, T] positions of x (RoPE; required when decoding with RoPE).
+          context: [B, S, D] encoder output for cross-attention.
+
+        Returns:
+          [B, T, D].
+        """
+        cfg = self.config
+        n, k_heads, h = cfg.num_heads, cfg.kv_heads, cfg.dim_per_head
+        kv_input = context if self.cross else x
+        q = layers.dense(cfg, (n, h), ("embed", "heads", "kv"), name="query")(x)
+        k = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="key")(kv_input)
+        v = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="value")(kv_input)
+        if cfg.position == "rope" and not self.cross:
+            q = position.apply_rope(q, positions, cfg.rope_theta)
+            k = position.apply_rope(k, positions, cfg.rope_theta)
+        q = layers.constrain(q, ("activation_batch", "activation_length", "activation_heads", None))
+        k = layers.constrain(k, ("activation_batch", None, "activation_kv_heads", None))
+        v = layers.constrain(v, ("activation_batch", None, "activation_kv_heads", None))
+
+        if cfg.decode and not self.cross:
+            k, v, mask = self._update_cache(k, v)
+
+        dropout_rate = 0.0 if cfg.deterministic else cfg.attention_dropout_rate
+        out = dot_product_attention(
+            q, k, v, mask,
+            implementation=cfg.attention_impl,
+            dropout_rate=dropout_rate,
+            dropout_rng=self.make_rng("dropout") if dropout_rate > 0 else None,
+        )  # [B, T, N, H]
+        out = layers.constrain(
+            out, ("activation_batch", "activation_length", "activation_heads", None)
+        )
+        return layers.dense(cfg, cfg.d_model, ("heads", "kv", "embed"), axis=(-2, -1), name="out")(
+            out
+        )
+
+    def _update_cache(
+        self, k: jax.Array, v: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        """Writes this chunk's keys/values at the cache index; returns the full cache and mask.
+
+        The cache is created by `init` with the input's shape, so initialize a decoding model
+        on a [B, max_decode_len] input. Afterwards each call appends T tokens.
+        """
+        initialized = self.has_variable("cache", "cached_key")
+        cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+        cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+        index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+        if not initialized:
+            return k, v, causal_mask(k.shape[1])
+        t, max_len = k.shape[1], cached_k.value.shape[1]
+        start = index.value
+        cached_k.value = lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
+        cached_v.value = lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+        index.value = start + t
+        q_pos = start + jnp.arange(t)  # [T]
+        mask = (jnp.arange(max_len)[None, :] <= q_pos[:, None])[None, None]  # [1, 1, T, S]
+        return cached_k.value, cached_v.value, mask

@@ -1,0 +1,115 @@
+"""GPT: a decoder-only causal language model (GPT-2 exactly, or modern variants by config).
+
+Shapes: B batch, T length, D d_model, V vocab.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from transformer_jax.models import attention, layers, position
+from transformer_jax.models.config import ModelConfig
+from transformer_jax.models.transformer import Stack
+
+
+class Embedder(nn.Module):
+    """Token (+ learned/sinusoidal position, + token type) embeddings, then norm and dropout.
+
+    Shared by all three families. `attend` turns [.., D] hidden states into [.., V] logits
+    with the (tied) token table.
+    """
+
+    config: ModelConfig
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.token_embed = layers.embed(cfg, cfg.vocab_size, name="token_embed")
+        if cfg.position == "learned":
+            self.position_embed = layers.embed(
+                cfg, cfg.max_len, axes=(None, "embed"), name="position_embed"
+            )
+        if cfg.type_vocab_size:
+            self.type_embed = layers.embed(
+                cfg, cfg.type_vocab_size, axes=(None, "embed"), name="type_embed"
+            )
+        if cfg.embed_norm:
+            self.norm = layers.norm(cfg, name="embed_norm")
+
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array,
+        token_types: jax.Array | None = None,
+    ) -> jax.Array:
+        """[B, T] ids and positions (and token types) -> [B, T, D] in the compute dtype."""
+        cfg = self.config
+        x = self.token_embed(tokens)
+        if cfg.scale_embeddings:
+            x = x * jnp.sqrt(cfg.d_model).astype(x.dtype)
+        if cfg.position == "learned":
+            x = x + self.position_embed(positions)
+        elif cfg.position == "sinusoidal":
+            x = x + position.sinusoidal(positions, cfg.d_model).astype(x.dtype)
+        if cfg.type_vocab_size:
+            types = jnp.zeros_like(tokens) if token_types is None else token_types
+            x = x + self.type_embed(types)
+        if cfg.embed_norm:
+            x = self.norm(x)
+        x = layers.dropout(cfg, x)
+        return layers.constrain(layers.as_compute(cfg, x), layers.ACT_BTD)
+
+    def attend(self, x: jax.Array) -> jax.Array:
+        """[B, T, D] -> [B, T, V] logits against the token table."""
+        return self.token_embed.attend(x)
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer LM.
+
+    Call with `tokens` [B, T]; for packed sequences also pass `segment_ids` and `positions`
+    [B, T] so attention never crosses documents. With `config.decode=True` the model keeps a
+    KV cache: initialize it on a [B, max_decode_len] input, then call it on chunks, passing
+    their absolute `positions`.
+    """
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(
+        self,
+        tokens: jax.Array,
+        positions: jax.Array | None = None,
+        segment_ids: jax.Array | None = None,
+    ) -> jax.Array:
+        """Next-token logits.
+
+        Args:
+          tokens: [B, T] int token ids.
+          positions: [B, T] positions (default 0..T-1; required when decoding).
+          segment_ids: [B, T] packed-document ids, 0 = padding (default: one document).
+
+        Returns:
+          [B, T, V] logits in float32.
+        """
+        cfg = self.config
+        b, t = tokens.shape
+        if positions is None:
+            positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        mask = None
+        if not cfg.decode:
+            seg = None if segment_ids is None else attention.segment_mask(segment_ids, segment_ids)
+            mask = attention.combine_masks(attention.causal_mask(t), seg)
+        embedder = Embedder(cfg, name="embedder")
+        x = embedder(tokens, positions)
+        x = Stack(cfg, cfg.num_layers, name="decoder")(x, mask, positions)
+        if cfg.tie_embeddings:
+            logits = embedder.attend(x)
+        else:
+            logits = layers.dense(cfg, cfg.vocab_size, ("embed", "vocab"), use_bias=False,
+                                  name="lm_head")(x)
+        logits = layers.constrain(
+            logits, ("activation_batch", "activation_length", "activation_vocab")
+        )
+        return logits.astype(jnp.float32)

@@ -1,0 +1,134 @@
+"""Building blocks that carry logical axis names: dense projections, norms, embeddings.
+
+Model code speaks only logical axis names; `transformer_jax.sharding.LOGICAL_AXIS_RULES`
+maps them to mesh axes. Parameter axes:
+
+  batch   B  (activations only)     embed  D   residual width
+  length  T  (activations only)     heads  N   query heads
+  vocab   V                         kv_heads K key/value heads
+  mlp     F                         kv     H   per-head width
+  layers  L  (added by nn.scan)
+
+Activations use the `activation_*` names so that, e.g., parameters can be FSDP-sharded on
+`embed` while activations are sharded on `batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from transformer_jax.models.config import ModelConfig
+
+Axes = tuple[str | None, ...]
+
+# The logical axes of a [B, T, D] activation.
+ACT_BTD: Axes = ("activation_batch", "activation_length", "activation_embed")
+
+
+def constrain(x: jax.Array, axes: Axes) -> jax.Array:
+    """Annotates an activation with logical axes (a no-op outside a mesh/rules context)."""
+    return nn.with_logical_constraint(x, axes)
+
+
+def kernel_init(config: ModelConfig, axes: Axes) -> nn.initializers.Initializer:
+    """Normal(init_std) initializer whose params carry `axes`."""
+    return nn.with_logical_partitioning(nn.initializers.normal(config.init_std), axes)
+
+
+def dense(
+    config: ModelConfig,
+    features: int | Sequence[int],
+    kernel_axes: Axes,
+    *,
+    axis: int | Sequence[int] = -1,
+    use_bias: bool | None = None,
+    name: str,
+) -> nn.DenseGeneral:
+    """A `DenseGeneral` in the config's dtypes whose kernel/bias carry logical axes.
+
+    Args:
+      config: the model config (dtypes, init, biases).
+      features: output feature dims, e.g. `(N, H)` for a query projection.
+      kernel_axes: logical names of the kernel dims, input dims first.
+      axis: input dims contracted, e.g. `(-2, -1)` for the attention output projection.
+      use_bias: override `config.use_bias`.
+      name: the submodule name.
+    """
+    features = (features,) if isinstance(features, int) else tuple(features)
+    return nn.DenseGeneral(
+        features=features,
+        axis=axis,
+        use_bias=config.use_bias if use_bias is None else use_bias,
+        dtype=config.compute_dtype,
+        param_dtype=config.params_dtype,
+        kernel_init=kernel_init(config, kernel_axes),
+        bias_init=nn.with_logical_partitioning(
+            nn.initializers.zeros_init(), kernel_axes[-len(features):]
+        ),
+        name=name,
+    )
+
+
+def norm(config: ModelConfig, *, name: str) -> nn.Module:
+    """LayerNorm or RMSNorm over the embed axis, per `config.norm` and `config.norm_eps`."""
+    scale_init = nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",))
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(
+            epsilon=config.norm_eps,
+            dtype=config.compute_dtype,
+            param_dtype=config.params_dtype,
+            scale_init=scale_init,
+            name=name,
+        )
+    return nn.LayerNorm(
+        epsilon=config.norm_eps,
+        dtype=config.compute_dtype,
+        param_dtype=config.params_dtype,
+        scale_init=scale_init,
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(), ("embed",)),
+        name=name,
+    )
+
+
+def embed(
+    config: ModelConfig, num_embeddings: int, *, axes: Axes = ("vocab", "embed"), name: str
+) -> nn.Embed:
+    """A [num_embeddings, D] table (default axes `vocab`, `embed`); `.attend` gives logits."""
+    return nn.Embed(
+        num_embeddings=num_embeddings,
+        features=config.d_model,
+        dtype=config.compute_dtype,
+        param_dtype=config.params_dtype,
+        embedding_init=kernel_init(config, axes),
+        name=name,
+    )
+
+
+def activation(name: str, x: jax.Array) -> jax.Array:
+    """The pointwise nonlinearity `name` (the gated variants use their gate's function)."""
+    if name in ("gelu", "geglu"):
+        return jax.nn.gelu(x, approximate=False)
+    if name == "gelu_tanh":
+        return jax.nn.gelu(x, approximate=True)
+    if name == "relu":
+        return jax.nn.relu(x)
+    if name == "swiglu":
+        return jax.nn.silu(x)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def dropout(config: ModelConfig, x: jax.Array, rate: float | None = None) -> jax.Array:
+    """Dropout with the config's rate, off when `config.deterministic`."""
+    rate = config.dropout_rate if rate is None else rate
+    if rate == 0.0 or config.deterministic:
+        return x
+    return nn.Dropout(rate=rate, deterministic=False)(x)
+
+
+def as_compute(config: ModelConfig, x: jax.Array) -> jax.Array:
+    """Casts to the compute dtype (e.g. bf16 activations from fp32 embeddings)."""
+    return x.astype(config.compute_dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x

@@ -1,0 +1,95 @@
+"""A stack of Transformer blocks: `nn.scan` over layers (or unrolled) with an `nn.remat` policy.
+
+Scanning compiles one layer instead of L (fast compiles, params stacked on a leading
+`layers` axis); unrolling gives per-layer names `layers_0..layers_{L-1}` (what checkpoint
+converters expect). `tests/models/test_transformer.py` checks the two give equal outputs.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+from transformer_jax.models import layers
+from transformer_jax.models.blocks import TransformerBlock
+from transformer_jax.models.config import ModelConfig
+
+REMAT_POLICIES = {
+    # "full": save nothing, recompute the whole layer in the backward pass.
+    "full": jax.checkpoint_policies.nothing_saveable,
+    # "dots": save every matmul output, recompute only the cheap elementwise ops.
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    # "dots_with_no_batch_dims": save projections' outputs but not attention logits/probs
+    # (the [B, N, T, S] tensors that dominate memory at long context).
+    "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+
+class _ScannedBlock(nn.Module):
+    """Adapts `TransformerBlock` to the `(carry, *broadcast) -> (carry, out)` scan signature."""
+
+    config: ModelConfig
+    cross: bool = False
+
+    @nn.compact
+    def __call__(self, x, mask, positions, context, context_mask):
+        block = _block_class(self.config, scanned=True)
+        x = block(self.config, self.cross, name="block")(x, mask, positions, context, context_mask)
+        return x, None
+
+
+def _block_class(config: ModelConfig, *, scanned: bool) -> type[nn.Module]:
+    if config.remat_policy == "none":
+        return TransformerBlock
+    # Under scan, CSE across iterations is impossible anyway; prevent_cse=False lets XLA
+    # optimize more (the Flax guidance for remat inside scan).
+    return nn.remat(
+        TransformerBlock, policy=REMAT_POLICIES[config.remat_policy], prevent_cse=not scanned
+    )
+
+
+class Stack(nn.Module):
+    """L Transformer blocks, followed by a final norm when `config.final_norm`.
+
+    Attributes:
+      config: the model config.
+      num_layers: L.
+      cross: decoder blocks with cross-attention.
+    """
+
+    config: ModelConfig
+    num_layers: int
+    cross: bool = False
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        mask: jax.Array | None,
+        positions: jax.Array | None,
+        context: jax.Array | None = None,
+        context_mask: jax.Array | None = None,
+    ) -> jax.Array:
+        """[B, T, D] -> [B, T, D]; arguments as in `TransformerBlock`."""
+        cfg = self.config
+        if cfg.scan_layers:
+            scanned = nn.scan(
+                _ScannedBlock,
+                variable_axes={"params": 0, "cache": 0, "intermediates": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(nn.broadcast,) * 4,
+                length=self.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )
+            x, _ = scanned(cfg, self.cross, name="layers")(
+                x, mask, positions, context, context_mask
+            )
+        else:
+            block = _block_class(cfg, scanned=False)
+            for i in range(self.num_layers):
+                x = block(cfg, self.cross, name=f"layers_{i}")(
+                    x, mask, positions, context, context_mask
+                )
+        if cfg.final_norm:
+            x = layers.norm(cfg, name="final_norm")(x)
+        return x

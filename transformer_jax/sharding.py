@@ -1,0 +1,147 @@
+"""The device mesh and the one table mapping logical axis names to mesh axes.
+
+Mesh axes: `data` (pure data parallelism: params replicated), `fsdp` (data parallelism with
+params and optimizer state sharded, ZeRO-3 style), `tensor` (Megatron-style model
+parallelism over heads / MLP / vocab). Model code only names logical axes (see
+models/layers.py); a config may override `LOGICAL_AXIS_RULES` as a whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+from transformer_jax.errors import UserError
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
+
+LOGICAL_AXIS_RULES: Rules = (
+    # Activations: the batch is split over every data-parallel axis.
+    ("activation_batch", ("data", "fsdp")),
+    ("activation_length", None),
+    ("activation_embed", None),
+    ("activation_heads", "tensor"),
+    ("activation_kv_heads", "tensor"),
+    ("activation_mlp", "tensor"),
+    ("activation_vocab", "tensor"),
+    # Parameters: FSDP shards the embed dim, tensor parallelism the per-layer wide dims.
+    ("embed", "fsdp"),
+    ("heads", "tensor"),
+    ("kv_heads", "tensor"),
+    ("mlp", "tensor"),
+    ("vocab", "tensor"),
+    ("kv", None),
+    ("layers", None),
+    # Input batches.
+    ("batch", ("data", "fsdp")),
+    ("length", None),
+)
+
+
+def resolve_mesh_shape(
+    data: int, fsdp: int, tensor: int, num_devices: int
+) -> tuple[int, int, int]:
+    """Fills in one -1 entry with the remaining devices and checks the product.
+
+    Args:
+      data, fsdp, tensor: requested sizes; at most one may be -1.
+      num_devices: devices available (all processes).
+
+    Returns:
+      (data, fsdp, tensor) with product == num_devices.
+    """
+    shape = [data, fsdp, tensor]
+    if shape.count(-1) > 1:
+        raise UserError(f"mesh {tuple(shape)}: at most one of mesh.data/fsdp/tensor may be -1")
+    if any(s == 0 or s < -1 for s in shape):
+        raise UserError(f"mesh {tuple(shape)}: sizes must be positive (or -1 for the rest)")
+    known = math.prod(s for s in shape if s != -1)
+    if -1 in shape:
+        if num_devices % known:
+            raise UserError(
+                f"mesh {tuple(shape)} does not divide the {num_devices} devices: "
+                "choose sizes whose product divides the device count"
+            )
+        shape[shape.index(-1)] = num_devices // known
+    if math.prod(shape) != num_devices:
+        raise UserError(
+            f"mesh {tuple(shape)} uses {math.prod(shape)} devices but {num_devices} are "
+            "available: make mesh.data*mesh.fsdp*mesh.tensor equal the device count "
+            "(or set one of them to -1)"
+        )
+    return tuple(shape)
+
+
+def make_mesh(
+    data: int = -1, fsdp: int = 1, tensor: int = 1, devices: Sequence[jax.Device] | None = None
+) -> Mesh:
+    """A (data, fsdp, tensor) mesh over `devices` (default: all devices of all processes).
+
+    `jax.make_mesh` orders devices so that the innermost axes (tensor) stay within a host /
+    on fast links.
+    """
+    devices = list(devices) if devices is not None else jax.devices()
+    shape = resolve_mesh_shape(data, fsdp, tensor, len(devices))
+    return jax.make_mesh(
+        shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices
+    )
+
+
+def logical_sharding(
+    mesh: Mesh, logical_axes: tuple[str | None, ...], rules: Rules = LOGICAL_AXIS_RULES
+) -> NamedSharding:
+    """The NamedSharding of an array with the given logical axes."""
+    return NamedSharding(mesh, nn.logical_to_mesh_axes(logical_axes, rules))
+
+
+def tree_shardings(abstract_tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
+    """NamedShardings for a tree of (possibly `nn.LogicallyPartitioned`) abstract arrays.
+
+    Leaves without logical annotations (step counters, optimizer scalars) are replicated.
+    """
+    specs = nn.get_partition_spec(abstract_tree)
+    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def batch_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
+    """The sharding of a [B, T] input batch: B over the data-parallel axes."""
+    return logical_sharding(mesh, ("batch", "length"), rules)
+
+
+def data_parallel_size(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> int:
+    """How many ways the batch dimension is split."""
+    spec = batch_sharding(mesh, rules).spec[0]
+    axes = (spec,) if isinstance(spec, str) else (spec or ())
+    return math.prod(mesh.shape[a] for a in axes)
+
+
+def per_device_bytes(abstract_tree, shardings) -> int:
+    """Bytes one device holds for `abstract_tree` placed with `shardings` (max over devices).
+
+    Computed from shapes only (works on `jax.eval_shape` output); uneven splits are rounded up
+    as XLA pads them.
+    """
+    total = 0
+    for leaf, sharding in zip(
+        jax.tree.leaves(abstract_tree), jax.tree.leaves(shardings), strict=True
+    ):
+        shard = _shard_shape(leaf.shape, sharding)
+        total += math.prod(shard) * np.dtype(leaf.dtype).itemsize
+    return total
+
+
+def _shard_shape(shape: tuple[int, ...], sharding: NamedSharding) -> tuple[int, ...]:
+    spec = tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+    out = []
+    for dim, axes in zip(shape, spec):
+        axes = (axes,) if isinstance(axes, str) else (axes or ())
+        ways = math.prod(sharding.mesh.shape[a] for a in axes)
+        out.append(-(-dim // ways))
+    return tuple(out)

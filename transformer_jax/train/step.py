@@ -1,0 +1,131 @@
+"""Module-level pure step functions: `train_step` and `eval_step`, plus the LM loss.
+
+Jit them where they are called, with shardings and `donate_argnums=0` (see loop.py):
+
+    step = jax.jit(functools.partial(train_step, loss_fn=..., optimizer=..., schedule=...),
+                   in_shardings=(state_sh, batch_sh, None), out_shardings=(state_sh, None),
+                   donate_argnums=0)
+
+A batch is a dict of [B, T] int32 arrays: `inputs`, `targets`, `segment_ids` (0 = padding),
+`positions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from transformer_jax.train import losses
+from transformer_jax.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+# (params, batch, dropout_rng) -> (loss_sum, weight_sum)
+LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def lm_loss_fn(model: nn.Module) -> LossFn:
+    """Next-token cross entropy of a causal LM on a packed batch."""
+
+    def loss_fn(params, batch: Batch, rng: jax.Array):
+        logits = model.apply(
+            {"params": params},
+            batch["inputs"],
+            positions=batch["positions"],
+            segment_ids=batch["segment_ids"],
+            rngs={"dropout": rng},
+        )  # [B, T, V]
+        return losses.cross_entropy(logits, batch["targets"], batch["segment_ids"] > 0)
+
+    return loss_fn
+
+
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    *,
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    schedule: optax.Schedule,
+    grad_accum_steps: int = 1,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on a global batch, accumulating gradients over micro-batches.
+
+    Args:
+      state: the train state (donated).
+      batch: [B, ...] arrays; B must divide by `grad_accum_steps`.
+      rng: base PRNG key; dropout uses `fold_in(rng, step)` so runs are reproducible and
+        resumable.
+      loss_fn: (params, batch, rng) -> (loss_sum, weight_sum).
+      optimizer: the Optax transformation.
+      schedule: the learning-rate schedule (for the metrics).
+      grad_accum_steps: micro-batches per step; the mean is over all tokens of the batch,
+        exactly as without accumulation.
+
+    Returns:
+      The new state and scalar metrics: loss, grad_norm, learning_rate, tokens.
+    """
+    step_rng = jax.random.fold_in(rng, state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def micro_step(carry, xs):
+        grads_acc, loss_acc, weight_acc = carry
+        micro_batch, index = xs
+        (loss_sum, weight_sum), grads = grad_fn(
+            state.params, micro_batch, jax.random.fold_in(step_rng, index)
+        )
+        grads_acc = jax.tree.map(jnp.add, grads_acc, grads)
+        return (grads_acc, loss_acc + loss_sum, weight_acc + weight_sum), None
+
+    micro_batches = jax.tree.map(
+        lambda x: x.reshape(grad_accum_steps, x.shape[0] // grad_accum_steps, *x.shape[1:]),
+        batch,
+    )
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    (grads, loss_sum, weight_sum), _ = jax.lax.scan(
+        micro_step,
+        (zeros, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)),
+        (micro_batches, jnp.arange(grad_accum_steps)),
+    )
+    denominator = jnp.maximum(weight_sum, 1.0)
+    grads = jax.tree.map(lambda g: g / denominator, grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        "loss": loss_sum / denominator,
+        "grad_norm": optax.global_norm(grads),
+        "learning_rate": schedule(state.step),
+        "tokens": weight_sum,
+    }
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(
+    params: Any, batch: Batch, *, model: nn.Module, token_bytes: jax.Array
+) -> dict[str, jax.Array]:
+    """Sums for held-out LM metrics on one batch (no dropout).
+
+    Args:
+      params: model parameters.
+      batch: a packed LM batch; rows of all-zero segment ids are padding.
+      model: the model with `deterministic=True`.
+      token_bytes: [V] int32, UTF-8 bytes each token decodes to (for bits per byte).
+
+    Returns:
+      loss_sum (nats), tokens, bytes: scalars to add up over the eval set.
+    """
+    logits = model.apply(
+        {"params": params},
+        batch["inputs"],
+        positions=batch["positions"],
+        segment_ids=batch["segment_ids"],
+    )
+    weights = batch["segment_ids"] > 0
+    loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
+    num_bytes = jnp.sum(jnp.where(weights, token_bytes[batch["targets"]], 0))
+    return {"loss_sum": loss_sum, "tokens": tokens, "bytes": num_bytes.astype(jnp.float32)}
