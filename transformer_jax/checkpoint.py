@@ -71,13 +71,16 @@ class Checkpointer:
                                 self.directory, step, _short(e))
         return None
 
-    def restore(self, abstract_state: Any, data_iterator: Any) -> tuple[int, Any] | None:
+    def restore(
+        self, abstract_state: Any, data_iterator: Any | None = None
+    ) -> tuple[int, Any] | None:
         """Restores the newest good step into `abstract_state`'s shardings; sets the iterator.
 
         Args:
           abstract_state: pytree of `jax.ShapeDtypeStruct(shape, dtype, sharding=...)`; the
             restored arrays get those shardings (so restoring onto another mesh works).
-          data_iterator: a Grain dataset iterator; its state is set to the saved one.
+          data_iterator: a Grain dataset iterator whose state is set to the saved one (None:
+            restore the train state only, e.g. for generation).
 
         Returns:
           (step, state), or None when there is no checkpoint at all.
@@ -87,14 +90,13 @@ class Checkpointer:
         """
         steps = self.steps()
         failures = []
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         for step in reversed(steps):
             try:
                 restored = self._fresh_manager(read_only=True).restore(
-                    step,
-                    args=ocp.args.Composite(
-                        state=ocp.args.StandardRestore(abstract_state),
-                        data=grain.checkpoint.CheckpointRestore(data_iterator),
-                    ),
+                    step, args=ocp.args.Composite(**items)
                 )
             except Exception as e:  # noqa: BLE001 - damaged step: fall back to an older one
                 logging.warning("checkpoint %s/%d is unreadable (%s); trying an older step",

@@ -122,26 +122,37 @@ def data_parallel_size(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> int:
     return math.prod(mesh.shape[a] for a in axes)
 
 
-def per_device_bytes(abstract_tree, shardings) -> int:
-    """Bytes one device holds for `abstract_tree` placed with `shardings` (max over devices).
+def per_device_bytes(abstract_tree, specs, mesh_shape: dict[str, int]) -> int:
+    """Bytes one device holds for `abstract_tree` laid out by PartitionSpecs `specs`.
 
-    Computed from shapes only (works on `jax.eval_shape` output); uneven splits are rounded up
-    as XLA pads them.
+    Computed from shapes only (works on `jax.eval_shape` output, for any mesh size, without
+    the devices); uneven splits are rounded up as XLA pads them.
+
+    Args:
+      abstract_tree: pytree of arrays or ShapeDtypeStructs.
+      specs: matching pytree of PartitionSpecs (or NamedShardings).
+      mesh_shape: mesh axis name -> size.
     """
     total = 0
-    for leaf, sharding in zip(
-        jax.tree.leaves(abstract_tree), jax.tree.leaves(shardings), strict=True
-    ):
-        shard = _shard_shape(leaf.shape, sharding)
-        total += math.prod(shard) * np.dtype(leaf.dtype).itemsize
+    leaves = jax.tree.leaves(abstract_tree)
+    spec_leaves = jax.tree.leaves(
+        specs, is_leaf=lambda x: isinstance(x, (PartitionSpec, NamedSharding))
+    )
+    for leaf, spec in zip(leaves, spec_leaves, strict=True):
+        spec = spec.spec if isinstance(spec, NamedSharding) else spec
+        total += math.prod(_shard_shape(leaf.shape, spec, mesh_shape)) * np.dtype(
+            leaf.dtype
+        ).itemsize
     return total
 
 
-def _shard_shape(shape: tuple[int, ...], sharding: NamedSharding) -> tuple[int, ...]:
-    spec = tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+def _shard_shape(
+    shape: tuple[int, ...], spec: PartitionSpec, mesh_shape: dict[str, int]
+) -> tuple[int, ...]:
+    spec = tuple(spec) + (None,) * (len(shape) - len(spec))
     out = []
     for dim, axes in zip(shape, spec):
         axes = (axes,) if isinstance(axes, str) else (axes or ())
-        ways = math.prod(sharding.mesh.shape[a] for a in axes)
+        ways = math.prod(mesh_shape[a] for a in axes)
         out.append(-(-dim // ways))
     return tuple(out)

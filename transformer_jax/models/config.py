@@ -255,3 +255,25 @@ def from_preset(name: str, **overrides) -> ModelConfig:
     if unknown:
         raise UserError(f"unknown model config key(s) {unknown}; valid keys: {sorted(fields)}")
     return ModelConfig(**{**PRESETS[name], **overrides, "preset": name})
+
+
+def model_config_from(section) -> ModelConfig:
+    """Builds a `ModelConfig` from an experiment config's `model` section.
+
+    Args:
+      section: a mapping (e.g. `ml_collections.ConfigDict`) with `preset` and optional
+        `ModelConfig` fields; fields left None keep the preset's value.
+    """
+    values = dict(section)
+    preset = values.pop("preset")
+    return from_preset(preset, **{k: v for k, v in values.items() if v is not None})
+
+
+# Fields that change parameter shapes: a checkpoint can only be resumed by a config that
+# agrees on all of them.
+SHAPE_FIELDS = (
+    "family", "vocab_size", "max_len", "num_layers", "num_decoder_layers", "d_model",
+    "num_heads", "num_kv_heads", "head_dim", "mlp_dim", "activation", "norm", "position",
+    "type_vocab_size", "use_bias", "tie_embeddings", "embed_norm", "final_norm",
+    "scan_layers", "param_dtype",
+)

@@ -36,6 +36,7 @@ class Embedder(nn.Module):
             )
         if cfg.embed_norm:
             self.norm = layers.norm(cfg, name="embed_norm")
+        self.drop = nn.Dropout(rate=cfg.dropout_rate)
 
     def __call__(
         self,
@@ -57,7 +58,8 @@ class Embedder(nn.Module):
             x = x + self.type_embed(types)
         if cfg.embed_norm:
             x = self.norm(x)
-        x = layers.dropout(cfg, x)
+        if cfg.dropout_rate and not cfg.deterministic:
+            x = self.drop(x, deterministic=False)
         return layers.constrain(layers.as_compute(cfg, x), layers.ACT_BTD)
 
     def attend(self, x: jax.Array) -> jax.Array:

@@ -93,3 +93,21 @@ class Stack(nn.Module):
         if cfg.final_norm:
             x = layers.norm(cfg, name="final_norm")(x)
         return x
+
+
+def unscan_params(stack_params: dict, num_layers: int) -> dict:
+    """Converts a scanned stack's params ({"layers": {"block": [L, ...]}}) to unrolled ones.
+
+    Args:
+      stack_params: the params of one `Stack` built with `scan_layers=True`.
+      num_layers: L.
+
+    Returns:
+      The same values named `layers_0 .. layers_{L-1}` (+ `final_norm`), as a
+      `scan_layers=False` stack expects.
+    """
+    out = {k: v for k, v in stack_params.items() if k != "layers"}
+    block = stack_params["layers"]["block"]
+    for i in range(num_layers):
+        out[f"layers_{i}"] = jax.tree.map(lambda x, i=i: x[i], block)
+    return out

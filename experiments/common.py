@@ -1,0 +1,37 @@
+"""Shared entrypoint plumbing: the --config/--workdir flags and UserError -> exit 1."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from collections.abc import Callable
+
+from absl import flags, logging
+from ml_collections import config_flags
+
+from transformer_jax.errors import UserError
+
+DEFAULT_CONFIG = str(pathlib.Path(__file__).parent / "configs" / "gpt_stdlib.py")
+
+
+def define_config_flag() -> flags.FlagHolder:
+    return config_flags.DEFINE_config_file(
+        "config", DEFAULT_CONFIG, "Experiment config file (path[:arg]).", lock_config=True
+    )
+
+
+def default_workdir(config_path: str) -> str:
+    """runs/<config file name>[_<arg>], next to where the command runs."""
+    name, _, arg = config_path.partition(":")
+    stem = pathlib.Path(name).stem
+    return str(pathlib.Path("runs") / (f"{stem}_{arg}" if arg else stem))
+
+
+def run_main(fn: Callable[[], None]) -> None:
+    """Runs `fn`; a UserError becomes a one-line `error: ...` on stderr and exit status 1."""
+    logging.set_verbosity(logging.WARNING)
+    try:
+        fn()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,28 @@
+r"""Print a config's parameter count and per-device memory as one JSON object.
+
+  python -m experiments.summary [--config=experiments/configs/gpt_stdlib.py]
+      [--config.model.preset=gpt2_medium --config.mesh.fsdp=-1] [--num_devices=256]
+
+Computed with jax.eval_shape: no weights are allocated.
+"""
+
+import json
+
+from absl import app, flags
+
+from experiments import common
+from transformer_jax.summary import summarize
+
+_CONFIG = common.define_config_flag()
+_NUM_DEVICES = flags.DEFINE_integer(
+    "num_devices", None, "Devices to lay the mesh over (default: those present)."
+)
+
+
+def main(argv):
+    del argv
+    common.run_main(lambda: print(json.dumps(summarize(_CONFIG.value, _NUM_DEVICES.value))))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,52 @@
+"""Writes metrics to WORKDIR/metrics.jsonl and TensorBoard event files (no TensorFlow).
+
+One JSON object per line: `{"step": 10, "split": "train", "loss": 3.2, ...}`. Only process
+0 writes. On resume, lines for steps after the restored checkpoint are dropped first, so the
+file reads as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import jax
+from tensorboardX import SummaryWriter
+
+
+class MetricWriter:
+    """Appends metrics; `truncate_after(step)` forgets steps a resumed run will redo."""
+
+    def __init__(self, workdir: str | pathlib.Path):
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self._active = jax.process_index() == 0
+        self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard")) if self._active else None
+
+    def truncate_after(self, step: int) -> None:
+        """Drops lines with `step` > the given step (a resumed run repeats those steps)."""
+        if not self._active or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        """Writes one line and the matching TensorBoard scalars `split/name`."""
+        if not self._active:
+            return
+        record = {"step": int(step), "split": split}
+        record.update({k: _jsonable(v) for k, v in metrics.items()})
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        for name, value in metrics.items():
+            self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _jsonable(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
