@@ -101,6 +101,16 @@ def logical_sharding(
     return NamedSharding(mesh, nn.logical_to_mesh_axes(logical_axes, rules))
 
 
+def strip_boxes(tree):
+    """The values of a tree of `nn.LogicallyPartitioned` boxes, without sharding constraints
+    (`nn.unbox` would apply them, which fails on abstract values outside `jit`)."""
+    return jax.tree.map(
+        lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.Partitioned) else x,
+        tree,
+        is_leaf=lambda x: isinstance(x, nn.Partitioned),
+    )
+
+
 def tree_shardings(abstract_tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
     """NamedShardings for a tree of (possibly `nn.LogicallyPartitioned`) abstract arrays.
 

@@ -43,7 +43,7 @@ def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None)
     dummy = jnp.zeros((1, config.data.seq_len), jnp.int32)
     boxed = jax.eval_shape(lambda r: model.init(r, dummy)["params"], jax.random.key(0))
     param_specs = nn.logical_to_mesh(nn.get_partition_spec(boxed), sharding_lib.LOGICAL_AXIS_RULES)
-    params = nn.unbox(boxed)
+    params = sharding_lib.strip_boxes(boxed)
     opt_state = jax.eval_shape(optimizer.init, params)
     opt_specs = optax.tree_map_params(
         optimizer, lambda _, s: s, opt_state, param_specs,

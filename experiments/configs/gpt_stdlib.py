@@ -77,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ))
 
     if arg == "test":
-        c.model.vocab_size = 320
+        c.model.vocab_size = 512
         c.model.num_layers = 2
         c.model.d_model = 32
         c.model.num_heads = 2

@@ -39,6 +39,56 @@ def kernel_init(config: ModelConfig, axes: Axes) -> nn.initializers.Initializer:
     return nn.with_logical_partitioning(nn.initializers.normal(config.init_std), axes)
 
 
+class DenseGeneral(nn.Module):
+    """y = x . kernel (+ bias), contracting `axis` of x with the kernel's leading dims.
+
+    Flax's own DenseGeneral initializes a flattened kernel and reshapes it, which breaks
+    logical sharding constraints on multi-dim kernels inside a mesh, so this one creates
+    the kernel in its final shape.
+
+    Attributes:
+      features: output dims, e.g. (N, H).
+      axis: input dims contracted, e.g. (-2, -1).
+      kernel_axes: logical names of the kernel dims (contracted dims first).
+      use_bias: add a bias over the output dims.
+      dtype: compute dtype; param_dtype: storage dtype; init_std: normal init stddev.
+    """
+
+    features: tuple[int, ...]
+    axis: tuple[int, ...]
+    kernel_axes: Axes
+    use_bias: bool
+    dtype: jnp.dtype
+    param_dtype: jnp.dtype
+    init_std: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        axis = tuple(a % x.ndim for a in self.axis)
+        kernel_shape = tuple(x.shape[a] for a in axis) + self.features
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(nn.initializers.normal(self.init_std), self.kernel_axes),
+            kernel_shape,
+            self.param_dtype,
+        )
+        contract = (axis, tuple(range(len(axis))))
+        y = jax.lax.dot_general(
+            x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ()))
+        )
+        if self.use_bias:
+            bias = self.param(
+                "bias",
+                nn.with_logical_partitioning(
+                    nn.initializers.zeros_init(), self.kernel_axes[len(axis):]
+                ),
+                self.features,
+                self.param_dtype,
+            )
+            y = y + bias.astype(self.dtype)
+        return y
+
+
 def dense(
     config: ModelConfig,
     features: int | Sequence[int],
@@ -47,7 +97,7 @@ def dense(
     axis: int | Sequence[int] = -1,
     use_bias: bool | None = None,
     name: str,
-) -> nn.DenseGeneral:
+) -> DenseGeneral:
     """A `DenseGeneral` in the config's dtypes whose kernel/bias carry logical axes.
 
     Args:
@@ -58,17 +108,14 @@ def dense(
       use_bias: override `config.use_bias`.
       name: the submodule name.
     """
-    features = (features,) if isinstance(features, int) else tuple(features)
-    return nn.DenseGeneral(
-        features=features,
-        axis=axis,
+    return DenseGeneral(
+        features=(features,) if isinstance(features, int) else tuple(features),
+        axis=(axis,) if isinstance(axis, int) else tuple(axis),
+        kernel_axes=tuple(kernel_axes),
         use_bias=config.use_bias if use_bias is None else use_bias,
         dtype=config.compute_dtype,
         param_dtype=config.params_dtype,
-        kernel_init=kernel_init(config, kernel_axes),
-        bias_init=nn.with_logical_partitioning(
-            nn.initializers.zeros_init(), kernel_axes[-len(features):]
-        ),
+        init_std=config.init_std,
         name=name,
     )
 

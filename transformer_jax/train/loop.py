@@ -210,10 +210,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             state, step_metrics = train_step(state, batch, rng)
             pending.append(step_metrics)
             bar.update(1)
+            if step == start_step + 1:
+                # Keep compilation out of the throughput figures.
+                jax.block_until_ready(state)
+                last_time, last_step = time.perf_counter(), step
             if step % tcfg.log_every == 0 or step == tcfg.steps:
                 fetched = jax.device_get(pending)  # the only host sync of the train loop
                 now = time.perf_counter()
-                tokens_per_s = tokens_per_step * (step - last_step) / (now - last_time)
+                tokens_per_s = (tokens_per_step * (step - last_step) / (now - last_time)
+                                if step > last_step else float("nan"))
                 mfu = tokens_per_s * flops_per_token / peak
                 for offset, m in enumerate(fetched):
                     s = step - len(fetched) + 1 + offset

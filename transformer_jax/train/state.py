@@ -52,7 +52,7 @@ def state_shardings(
     rng = jax.random.key(0)
     boxed = jax.eval_shape(init_params, rng)
     param_shardings = sharding_lib.tree_shardings(boxed, mesh, rules)
-    params = nn.unbox(boxed)
+    params = sharding_lib.strip_boxes(boxed)
     opt_state = jax.eval_shape(optimizer.init, params)
     replicated = NamedSharding(mesh, PartitionSpec())
     opt_shardings = optax.tree_map_params(

@@ -98,7 +98,7 @@ def train_step(
     params = optax.apply_updates(state.params, updates)
     metrics = {
         "loss": loss_sum / denominator,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
         "learning_rate": schedule(state.step),
         "tokens": weight_sum,
     }
@@ -106,7 +106,7 @@ def train_step(
 
 
 def eval_step(
-    params: Any, batch: Batch, *, model: nn.Module, token_bytes: jax.Array
+    params: Any, batch: Batch, token_bytes: jax.Array, *, model: nn.Module
 ) -> dict[str, jax.Array]:
     """Sums for held-out LM metrics on one batch (no dropout).
 
