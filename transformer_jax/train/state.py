@@ -84,3 +84,29 @@ def init_state(
         )
 
     return jax.jit(_init, out_shardings=shardings)(rng)
+
+
+def create_sharded_state(
+    model: nn.Module,
+    optimizer: optax.GradientTransformation,
+    mesh: Mesh,
+    rng: jax.Array,
+    seq_len: int,
+    rules: sharding_lib.Rules = sharding_lib.LOGICAL_AXIS_RULES,
+) -> tuple[TrainState, TrainState]:
+    """A fresh train state for `model`, initialized directly in its shards on `mesh`.
+
+    The one-call version of `state_shardings` + `init_state`, for notebooks.
+
+    Returns:
+      (state, shardings).
+    """
+    dummy = jnp.zeros((1, seq_len), jnp.int32)
+
+    def init_params(key):
+        return model.init(key, dummy)["params"]
+
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        _, shardings = state_shardings(init_params, optimizer, mesh, rules)
+        state = init_state(init_params, optimizer, rng, shardings)
+    return state, shardings
