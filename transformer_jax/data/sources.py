@@ -6,10 +6,10 @@ key). Three kinds:
 
 - `StdlibSource`: the running Python's standard library, a 30 MB offline default corpus;
 - `LocalSource`: text files, directories of them, or JSON-lines files;
-- `TfdsSource`: a prepared TFDS dataset read through array_record (no TensorFlow needed).
+- `TfdsSource` (in tfds_source.py): a prepared TFDS dataset read through array_record.
 
-File sources hold the corpus out of the split by a stable hash of each document's key, so the
-split never depends on file order, machine or process; they index files eagerly (one read,
+File sources assign each document to a split by a stable hash of its key, so the split never
+depends on file order, machine or process; they index files eagerly (one read,
 ~0.3 s for the stdlib) so that bad files are found and counted once, up front, and keep only
 byte offsets in memory, reading each document back on demand.
 """
@@ -20,29 +20,26 @@ import os
 import pathlib
 import sys
 import sysconfig
-from typing import Protocol
 
 import ml_collections
 import numpy as np
-import tensorflow_datasets as tfds
 from absl import logging
 
 from transformer_jax.data.chunking import MAX_DOC_CHARS, split_text
+from transformer_jax.data.splits import TextSource, check_split, split_of
+from transformer_jax.data.tfds_source import TfdsSource
 from transformer_jax.errors import UserError
 
-SPLITS = ("train", "validation")
-
-
-class TextSource(Protocol):
-    """What the tokenizer and pipeline need from a source."""
-
-    name: str
-    fingerprint: str
-    split: str
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> str: ...
+__all__ = [
+    "FileSource",
+    "LocalSource",
+    "StdlibSource",
+    "TextSource",
+    "TfdsSource",
+    "make_source",
+    "split_of",
+    "stdlib_files",
+]
 
 
 def stdlib_files() -> list[pathlib.Path]:
@@ -59,35 +56,11 @@ def stdlib_files() -> list[pathlib.Path]:
     return sorted(files)
 
 
-def split_of(key: str, validation_fraction: float) -> str:
-    """Assigns a document to "train" or "validation" from a stable hash of its key.
-
-    Args:
-      key: the document's identity, e.g. its path relative to the corpus root.
-      validation_fraction: the expected share of keys that land in "validation".
-
-    Returns:
-      "validation" or "train"; the same on every machine and Python run (`hash()` is salted
-      per process, so sha256 is used instead).
-    """
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    position = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
-    return "validation" if position < validation_fraction else "train"
-
-
-def _check_split(split: str, validation_fraction: float) -> None:
-    if split not in SPLITS:
-        raise UserError(f"split={split!r} is unknown; use one of {SPLITS}")
-    if not 0.0 <= validation_fraction < 1.0:
-        raise UserError(
-            f"validation_fraction={validation_fraction} must be in [0, 1); 0.02 is a good default"
-        )
-
-
 class FileSource:
     """Documents from files: plain text (one document per file) or `.jsonl` (one per line).
 
-    Files that are not UTF-8 text (failing strict decoding, or containing NUL bytes) are
+    Sized for corpora up to a few million documents (the index costs ~40 bytes a document);
+    prepare bigger ones as a TFDS dataset. Files that are not UTF-8 text (failing strict decoding, or containing NUL bytes) are
     skipped with one counted warning; documents longer than `max_doc_chars` are split into
     chunks at line boundaries (all chunks of a file stay in the same split).
     """
@@ -116,7 +89,7 @@ class FileSource:
           jsonl_key: the field holding the text in `.jsonl` lines.
           max_doc_chars: longer documents are split into chunks of at most this many chars.
         """
-        _check_split(split, validation_fraction)
+        check_split(split, validation_fraction)
         self.name, self.fingerprint, self.split = name, fingerprint, split
         self._files = [path for path, _ in files]
         self._jsonl_key = jsonl_key
@@ -124,7 +97,12 @@ class FileSource:
         rows: list[tuple[int, int, int, int, int]] = []
         total_docs = not_text = empty = 0
         for file_number, (path, key) in enumerate(files):
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except OSError as e:
+                raise UserError(
+                    f"cannot read {path} ({e.strerror}); fix its permissions or leave it out"
+                ) from e
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
@@ -315,70 +293,6 @@ def _files_under(path: str) -> list[tuple[pathlib.Path, str]]:
     if not files:
         raise UserError(f"directory {path} has no files; put text files in it")
     return sorted(files, key=lambda pair: pair[1])
-
-
-class TfdsSource:
-    """A prepared TFDS text dataset, read by random access from array_record files.
-
-    Our "train" is the dataset's "train" split; our "validation" is its "validation" split,
-    else its "test" split (many text datasets ship only train/test). Text is stored as UTF-8
-    bytes and decoded here.
-    """
-
-    def __init__(self, name: str, split: str, data_dir: str | None = None, text_key: str = "text"):
-        """Opens `split` of TFDS dataset `name` without downloading anything.
-
-        Args:
-          name: a TFDS name, e.g. "lm1b" or "wiki40b/en:1.3.0".
-          split: "train" or "validation".
-          data_dir: where it was prepared; None means TFDS's default (`$TFDS_DATA_DIR` or
-            ~/tensorflow_datasets).
-          text_key: the feature holding the text.
-        """
-        _check_split(split, 0.0)
-        shown_dir = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-        not_prepared = UserError(
-            f"TFDS dataset {name!r} is not prepared in DATA_DIR={shown_dir}: run "
-            f"tfds.builder({name!r}, data_dir={shown_dir!r}).download_and_prepare("
-            "file_format='array_record') on a machine with internet"
-        )
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-        except tfds.core.DatasetNotFoundError:
-            raise not_prepared from None
-        # Checked first: for an unprepared dataset `as_data_source` blames the file format.
-        if not builder.is_prepared():
-            raise not_prepared
-        info = builder.info
-        available = list(info.splits.keys())
-        candidates = ["train"] if split == "train" else ["validation", "test"]
-        tfds_split = next((s for s in candidates if s in available), None)
-        if tfds_split is None:
-            raise UserError(f"TFDS dataset {name!r} has splits {available}, none of {candidates}")
-        features = info.features
-        if text_key not in features or not isinstance(features[text_key], tfds.features.Text):
-            raise UserError(
-                f"TFDS dataset {name!r} has no text feature {text_key!r} (features: "
-                f"{sorted(features.keys())}); set data.text_key to its text feature"
-            )
-        try:
-            self._data = builder.as_data_source(split=tfds_split)
-        except NotImplementedError:
-            raise UserError(
-                f"TFDS dataset {name!r} in {shown_dir} is not in a random-access format: "
-                "re-run download_and_prepare(file_format='array_record')"
-            ) from None
-        self._text_key = text_key
-        self.name = f"tfds-{info.full_name}"
-        self.fingerprint = f"{info.full_name}-{tfds_split}-{info.splits[tfds_split].num_examples}"
-        self.split = split
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __getitem__(self, index: int) -> str:
-        index = range(len(self))[index]
-        return self._data[index][self._text_key].decode("utf-8")
 
 
 def make_source(data_cfg: ml_collections.ConfigDict, split: str) -> TextSource:
