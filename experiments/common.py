@@ -15,9 +15,23 @@ DEFAULT_CONFIG = str(pathlib.Path(__file__).parent / "configs" / "gpt_stdlib.py"
 
 
 def define_config_flag() -> flags.FlagHolder:
-    return config_flags.DEFINE_config_file(
-        "config", DEFAULT_CONFIG, "Experiment config file (path[:arg]).", lock_config=True
-    )
+    """--config=path[:arg] plus --config.<key>=<value> overrides.
+
+    ml_collections applies overrides while the flag is defined, so an unknown key fails
+    here: it becomes a one-line error (with its "did you mean" hint) and exit status 2.
+    """
+    try:
+        return config_flags.DEFINE_config_file(
+            "config", DEFAULT_CONFIG, "Experiment config file (path[:arg]).", lock_config=True
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        _flag_error(e)
+
+
+def _flag_error(error: Exception) -> None:
+    message = " ".join(str(error).replace("\\n", " ").replace("\\'", "").split())
+    print(f"error: bad flag: {message.strip(chr(39))}", file=sys.stderr)
+    sys.exit(2)
 
 
 def default_workdir(config_path: str) -> str:
@@ -25,6 +39,14 @@ def default_workdir(config_path: str) -> str:
     name, _, arg = config_path.partition(":")
     stem = pathlib.Path(name).stem
     return str(pathlib.Path("runs") / (f"{stem}_{arg}" if arg else stem))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parser, but a bad flag (e.g. an unknown config key) is one line, exit 2."""
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        _flag_error(e)
 
 
 def run_main(fn: Callable[[], None]) -> None:

@@ -1,0 +1,99 @@
+"""The absl entrypoints: a real run, generation, summary, and bad input -> one-line error."""
+
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.train.conftest import corpus  # noqa: F401  (session fixture)
+
+ROOT = pathlib.Path(__file__).parent.parent
+CONFIG = "experiments/configs/gpt_stdlib.py:test"
+
+
+def run(module: str, *args: str, env_cache: pathlib.Path) -> subprocess.CompletedProcess:
+    env = {**__import__("os").environ, "TRANSFORMER_JAX_CACHE": str(env_cache)}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+        env=env, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus):  # noqa: F811
+    """A 6-step run on the local corpus through the CLI."""
+    workdir = tmp_path_factory.mktemp("cli") / "run"
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    args = [f"--config={CONFIG}", f"--workdir={workdir}", "--config.data.source=local",
+            f"--config.data.path={corpus}", "--config.data.validation_fraction=0.2"]
+    result = run("experiments.train", *args, env_cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return workdir, args, cache, result
+
+
+def tree_digest(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(path)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def test_train_writes_metrics_checkpoints_tensorboard_and_a_sample(trained):
+    workdir, _, _, result = trained
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    evals = [x for x in lines if x["split"] == "eval"]
+    assert evals and all({"loss", "perplexity", "bits_per_byte"} <= set(x) for x in evals)
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [
+        "3", "6"]
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert "--- sample" in result.stdout
+
+
+def test_generate_prints_a_continuation(trained):
+    workdir, _, cache, _ = trained
+    result = run("experiments.generate", f"--workdir={workdir}", "--prompt=import ",
+                 "--max_new_tokens=5", "--temperature=0", env_cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("import ")
+
+
+def test_summary_is_json_from_shapes():
+    result = run("experiments.summary", "--config.model.preset=gpt2_small",
+                 "--config.mesh.data=1", "--config.mesh.fsdp=-1", env_cache=pathlib.Path("/tmp"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["params"] == 124_439_808
+    assert out["mesh"] == {"data": 1, "fsdp": 8, "tensor": 1}
+    assert out["param_bytes_per_device"] < out["param_bytes_total"] / 7
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--config.train.stepz=3"], "stepz"),
+        (["--config.mesh.data=3", "--config.mesh.fsdp=-1"], "does not divide"),
+        (["--config.train.batch_size=12"], "batch_size=12"),
+        (["--config.data.path=/nonexistent/corpus"], "/nonexistent/corpus"),
+        (["--config.model.d_model=64"], "d_model"),
+        (["--config.model.vocab_size=640"], "vocab_size"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_changes_nothing(trained, flags, message):
+    workdir, args, cache, _ = trained
+    before = tree_digest(workdir)
+    result = run("experiments.train", *args, *flags, env_cache=cache)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree_digest(workdir) == before
+
+
+def test_generate_without_checkpoint_is_a_clear_error(tmp_path):
+    result = run("experiments.generate", f"--workdir={tmp_path}", env_cache=tmp_path)
+    assert result.returncode == 1
+    assert "no checkpoint" in result.stderr and "Traceback" not in result.stderr
