@@ -73,7 +73,11 @@ class Tokenizer:
         with tempfile.NamedTemporaryFile(
             dir=path.parent, prefix=f".{path.name}.", delete=False
         ) as f:
-            f.write(self._proto)
+            try:
+                f.write(self._proto)
+            except BaseException:
+                os.unlink(f.name)
+                raise
         os.replace(f.name, path)
 
     def serialized_model(self) -> bytes:
@@ -82,22 +86,27 @@ class Tokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """Number of ids, specials and byte pieces included."""
         return self._sp.vocab_size()
 
     @property
     def pad_id(self) -> int:
+        """Padding id (0); decodes to nothing."""
         return self._sp.pad_id()
 
     @property
     def unk_id(self) -> int:
+        """Unknown-piece id (1); never produced, thanks to byte fallback."""
         return self._sp.unk_id()
 
     @property
     def bos_id(self) -> int:
+        """Beginning-of-document id (2)."""
         return self._sp.bos_id()
 
     @property
     def eos_id(self) -> int:
+        """End-of-document id (3)."""
         return self._sp.eos_id()
 
     def encode(self, text: str) -> list[int]:
