@@ -16,7 +16,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<c
 
 def main(argv):
     del argv
-    workdir = _WORKDIR.value or common.default_workdir(config_flags.get_config_filename(flags.FLAGS["config"]))
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    workdir = _WORKDIR.value or common.default_workdir(config_file)
     common.run_main(lambda: train_and_evaluate(_CONFIG.value, workdir))
 
 

@@ -66,7 +66,7 @@ class Checkpointer:
                     step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
                 )
                 return step, dict(restored["meta"])
-            except Exception as e:  # noqa: BLE001 - any damage means "try an older step"
+            except Exception as e:
                 logging.warning("checkpoint %s/%d: metadata unreadable (%s)",
                                 self.directory, step, _short(e))
         return None
@@ -98,7 +98,7 @@ class Checkpointer:
                 restored = self._fresh_manager(read_only=True).restore(
                     step, args=ocp.args.Composite(**items)
                 )
-            except Exception as e:  # noqa: BLE001 - damaged step: fall back to an older one
+            except Exception as e:
                 logging.warning("checkpoint %s/%d is unreadable (%s); trying an older step",
                                 self.directory, step, _short(e))
                 failures.append(step)

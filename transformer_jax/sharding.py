@@ -161,7 +161,7 @@ def _shard_shape(
 ) -> tuple[int, ...]:
     spec = tuple(spec) + (None,) * (len(shape) - len(spec))
     out = []
-    for dim, axes in zip(shape, spec):
+    for dim, axes in zip(shape, spec, strict=False):
         axes = (axes,) if isinstance(axes, str) else (axes or ())
         ways = math.prod(mesh_shape[a] for a in axes)
         out.append(-(-dim // ways))

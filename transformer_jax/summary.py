@@ -38,7 +38,7 @@ def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None)
     shape = sharding_lib.resolve_mesh_shape(
         config.mesh.data, config.mesh.fsdp, config.mesh.tensor, num_devices
     )
-    mesh_shape = dict(zip(sharding_lib.MESH_AXES, shape))
+    mesh_shape = dict(zip(sharding_lib.MESH_AXES, shape, strict=False))
     optimizer, _ = optim.make_optimizer(config.optim, config.train.steps)
     dummy = jnp.zeros((1, config.data.seq_len), jnp.int32)
     boxed = jax.eval_shape(lambda r: model.init(r, dummy)["params"], jax.random.key(0))

@@ -122,7 +122,7 @@ def test_remat_gives_same_gradients():
 
     g0 = jax.grad(loss(model))(params)
     g1 = jax.grad(loss(GPT(cfg.replace(remat_policy="dots_with_no_batch_dims"))))(params)
-    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1), strict=False):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 

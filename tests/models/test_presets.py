@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from transformer_jax.errors import UserError
 from transformer_jax.models.build import build_model
 from transformer_jax.models.config import from_preset
-from transformer_jax.errors import UserError
 
 
 def count_params(preset: str, **overrides) -> int:

@@ -17,7 +17,6 @@ from transformer_jax.models.attention import MultiHeadAttention
 from transformer_jax.models.config import ModelConfig
 
 
-
 class Mlp(nn.Module):
     """Position-wise feed-forward: D -> F -> D, plain or gated (SwiGLU/GeGLU)."""
 

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import json
 import pathlib
-import shutil
 import time
 from typing import Any
 
@@ -20,17 +19,19 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 from tqdm import tqdm
 
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax import decode, metrics
 from transformer_jax import sharding as sharding_lib
-from transformer_jax.data import pipeline, sources, tokenizer as tokenizer_lib
+from transformer_jax.data import pipeline, sources
+from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
-from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
 from transformer_jax.models.build import build_model
-from transformer_jax.train import flops, optim, state as state_lib, step as step_lib
+from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
+from transformer_jax.train import flops, optim
+from transformer_jax.train import state as state_lib
+from transformer_jax.train import step as step_lib
 from transformer_jax.train.metric_writer import MetricWriter
 
 TOKENIZER_FILE = "tokenizer.model"
@@ -288,7 +289,7 @@ def _global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array
 def sample_text(run: Run, params, prompt: str, sample_cfg) -> str:
     """Decodes a continuation of `prompt` with the KV cache (greedy when temperature is 0)."""
     tok = run.tokenizer
-    ids = [tok.bos_id] + tok.encode(prompt)
+    ids = [tok.bos_id, *tok.encode(prompt)]
     max_new = min(sample_cfg.max_new_tokens, run.model_config.max_len - len(ids))
     if max_new <= 0:
         raise UserError(

@@ -21,7 +21,9 @@ class MetricWriter:
     def __init__(self, workdir: str | pathlib.Path):
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self._active = jax.process_index() == 0
-        self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard")) if self._active else None
+        self._tb = None
+        if self._active:
+            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
 
     def truncate_after(self, step: int) -> None:
         """Drops lines with `step` > the given step (a resumed run repeats those steps)."""
