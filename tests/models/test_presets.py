@@ -9,8 +9,8 @@ import pytest
 from transformer_jax.errors import UserError
 from transformer_jax.models.bert import BertEncoder, BertForPretraining
 from transformer_jax.models.build import build_model
-from transformer_jax.models.encdec import EncoderDecoder
 from transformer_jax.models.config import from_preset
+from transformer_jax.models.encdec import EncoderDecoder
 
 
 def count_params(preset: str, **overrides) -> int:
