@@ -45,14 +45,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     ))
 
     c.train = ml_collections.ConfigDict(dict(
-        steps=600,
+        steps=300,
         batch_size=16,
         grad_accum_steps=1,
         seed=0,
         log_every=10,
-        eval_every=200,
+        eval_every=100,
         eval_batches=16,
-        checkpoint_every=200,
+        checkpoint_every=100,
         max_to_keep=3,
     ))
 
@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         optimizer="adamw",
         learning_rate=2e-3,
         schedule="cosine",        # cosine | linear | inverse_sqrt | constant
-        warmup_steps=60,
+        warmup_steps=30,
         end_lr_ratio=0.1,
         b1=0.9,
         b2=0.95,
