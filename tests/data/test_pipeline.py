@@ -130,7 +130,9 @@ def test_process_shards_are_disjoint_and_cover_the_corpus(code_tokenizer):
 
 def _same(a: list[dict], b: list[dict]) -> bool:
     return len(a) == len(b) and all(
-        np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in pipeline.BATCH_KEYS
+        np.array_equal(x[k], y[k])
+        for x, y in zip(a, b, strict=True)
+        for k in pipeline.BATCH_KEYS
     )
 
 
@@ -170,7 +172,7 @@ def test_eval_batches_padded_and_equal_across_processes(code_tokenizer):
     ]
     # Same number of batches everywhere, and together exactly the single-process rows.
     assert len(per_process[0]) == len(per_process[1]) == len(single)
-    for whole, a, b in zip(single, *per_process):
+    for whole, a, b in zip(single, *per_process, strict=True):
         for key in pipeline.BATCH_KEYS:
             np.testing.assert_array_equal(whole[key], np.concatenate([a[key], b[key]]))
     limited = list(pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=BATCH,

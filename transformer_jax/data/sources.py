@@ -60,9 +60,10 @@ class FileSource:
     """Documents from files: plain text (one document per file) or `.jsonl` (one per line).
 
     Sized for corpora up to a few million documents (the index costs ~40 bytes a document);
-    prepare bigger ones as a TFDS dataset. Files that are not UTF-8 text (failing strict decoding, or containing NUL bytes) are
-    skipped with one counted warning; documents longer than `max_doc_chars` are split into
-    chunks at line boundaries (all chunks of a file stay in the same split).
+    prepare bigger ones as a TFDS dataset. Files that are not UTF-8 text (failing strict
+    decoding, or containing NUL bytes) are skipped with one counted warning; documents longer
+    than `max_doc_chars` are split into chunks at line boundaries (all chunks of a file stay
+    in the same split).
     """
 
     def __init__(

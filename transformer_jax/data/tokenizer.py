@@ -39,7 +39,7 @@ _MAX_SENTENCE_BYTES = 4 * _SENTENCE_CHARS
 _TRAIN_THREADS = 4
 # Unigram training time grows with the text; a small vocabulary needs little text to fit.
 _CHARS_PER_PIECE = 2_000
-_MAX_TRAIN_CHARS = 8_000_000
+_MAX_TRAIN_CHARS = 6_000_000
 _MODEL_TYPES = ("unigram", "bpe")
 
 
@@ -180,7 +180,7 @@ def train_tokenizer(
       vocab_size: exact vocabulary size, including 4 special ids, the user-defined symbols and
         256 byte pieces (so at least ~350 for code).
       model_type: "unigram" (default; better compression) or "bpe" (faster to train).
-      max_chars: training sample size; default min(8M, 2000 * vocab_size) characters, which
+      max_chars: training sample size; default min(6M, 2000 * vocab_size) characters, which
         keeps an 8192-piece unigram model on the stdlib under ~15 s on 2 cores.
       user_defined_symbols: extra pieces that are always single tokens, e.g. "[MASK]".
 
