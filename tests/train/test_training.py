@@ -103,3 +103,18 @@ def test_falls_back_past_a_damaged_checkpoint(config, tmp_path, damage, caplog):
     # The damaged step was moved aside, not deleted; a fresh step 6 was written.
     assert any(p.name.startswith("6.damaged") for p in (workdir / "checkpoints").iterdir())
     assert (workdir / "checkpoints" / "6").is_dir()
+
+
+def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
+    workdir = str(tmp_path / "run")
+    config.mesh.update(data=1, fsdp=8, tensor=1)
+    loop.train_and_evaluate(config, workdir)
+    on_fsdp = loop.restore_state(loop.setup_run(config, workdir))
+    config.mesh.update(data=2, fsdp=2, tensor=2)
+    on_mixed = loop.restore_state(loop.setup_run(config, workdir))
+    assert int(on_mixed.step) == 6
+    kernel = on_mixed.params["decoder"]["layers"]["block"]["mlp"]["wi"]["kernel"]
+    assert dict(kernel.sharding.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    assert tuple(kernel.sharding.spec)[1:] == ("fsdp", "tensor")  # [layers, embed, mlp]
+    for a, b in zip(jax.tree.leaves(on_fsdp), jax.tree.leaves(on_mixed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import jax
 import jax.numpy as jnp
 
 from transformer_jax.errors import UserError
@@ -262,11 +263,17 @@ def model_config_from(section) -> ModelConfig:
 
     Args:
       section: a mapping (e.g. `ml_collections.ConfigDict`) with `preset` and optional
-        `ModelConfig` fields; fields left None keep the preset's value.
+        `ModelConfig` fields; fields left None keep the preset's value, except `dtype`,
+        which defaults to bfloat16 on accelerators.
     """
     values = dict(section)
     preset = values.pop("preset")
-    return from_preset(preset, **{k: v for k, v in values.items() if v is not None})
+    overrides = {k: v for k, v in values.items() if v is not None}
+    if "dtype" not in overrides and PRESETS.get(preset, {}).get("dtype", "float32") == "float32":
+        # Mixed precision by default where it pays: bf16 compute on GPU/TPU (params stay
+        # float32); float32 on CPU, where bf16 is not faster (DESIGN.md).
+        overrides["dtype"] = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    return from_preset(preset, **overrides)
 
 
 # Fields that change parameter shapes: a checkpoint can only be resumed by a config that
