@@ -18,6 +18,8 @@ setup(
         "grain>=0.2.18",
         "sentencepiece>=0.2.0",
         "tensorflow-datasets>=4.9.10",
+        # tfds 4.9.10 imports it to prepare datasets but no longer gets it via etils.
+        "importlib_resources>=6",
         "absl-py>=2.1",
         "ml_collections>=1.1.0",
         "numpy>=2.0",

@@ -237,6 +237,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
                 run.checkpointer.save(step, state, train_iter, meta)
         bar.close()
+        train_iter.close()  # stop Grain's prefetch threads before interpreter exit
         run.checkpointer.wait()
         run.checkpointer.close()
         writer.close()
