@@ -44,9 +44,14 @@ class Run:
     config: ml_collections.ConfigDict
     model_config: ModelConfig
     mesh: jax.sharding.Mesh
-    tokenizer: Any
     workdir: pathlib.Path
     checkpointer: checkpoint_lib.Checkpointer
+    tokenizer: Any = None
+
+    @functools.cached_property
+    def train_source(self) -> sources.TextSource:
+        """The training documents (indexed on first use: generation never needs them)."""
+        return sources.make_source(self.config.data, "train")
 
 
 def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
@@ -76,8 +81,9 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
     existing = checkpointer.read_metadata()
     if existing is not None:
         _check_compatible(existing[1], model_config, checkpointer.directory)
-    tokenizer = _resolve_tokenizer(config, workdir_path, model_config.vocab_size)
-    return Run(config, model_config, mesh, tokenizer, workdir_path, checkpointer)
+    run = Run(config, model_config, mesh, workdir_path, checkpointer)
+    run.tokenizer = _resolve_tokenizer(run)
+    return run
 
 
 def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.Path) -> None:
@@ -92,15 +98,15 @@ def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.
             )
 
 
-def _resolve_tokenizer(config, workdir: pathlib.Path, vocab_size: int):
+def _resolve_tokenizer(run: Run):
     """The workdir's tokenizer if it has one (resume), else the cached/trained one."""
-    path = workdir / TOKENIZER_FILE
+    path = run.workdir / TOKENIZER_FILE
+    vocab_size = run.model_config.vocab_size
     if path.exists():
         tok = tokenizer_lib.Tokenizer.load(str(path))
     else:
-        source = sources.make_source(config.data, "train")
         tok = tokenizer_lib.load_or_train(
-            source, vocab_size, cache_dir=config.data.tokenizer_cache_dir or None
+            run.train_source, vocab_size, cache_dir=run.config.data.tokenizer_cache_dir or None
         )
     if tok.vocab_size != vocab_size:
         raise UserError(
@@ -142,7 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     seq_len = config.data.seq_len
     local_batch = tcfg.batch_size // jax.process_count()
     train_ds = pipeline.lm_dataset(
-        sources.make_source(config.data, "train"), run.tokenizer, seq_len=seq_len,
+        run.train_source, run.tokenizer, seq_len=seq_len,
         batch_size=local_batch, seed=tcfg.seed, process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
@@ -177,22 +183,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         token_bytes = jnp.asarray(run.tokenizer.token_bytes, jnp.int32)
 
         def evaluate() -> dict[str, float]:
-            totals = {"loss_sum": 0.0, "tokens": 0.0, "bytes": 0.0}
-            for batch in pipeline.lm_eval_batches(
-                eval_source, run.tokenizer, seq_len=seq_len, batch_size=local_batch,
-                max_batches=tcfg.eval_batches, process_index=jax.process_index(),
-                process_count=jax.process_count(),
-            ):
-                sums = eval_step(state.params, _global_batch(batch, batch_sharding), token_bytes)
-                for k in totals:
-                    totals[k] += float(sums[k])
-            loss = totals["loss_sum"] / max(totals["tokens"], 1.0)
-            return {
-                "loss": loss,
-                "perplexity": metrics.perplexity(loss),
-                "bits_per_byte": metrics.bits_per_byte(totals["loss_sum"], totals["bytes"]),
-                "tokens": totals["tokens"],
-            }
+            return _evaluate(run, eval_step, state.params, eval_source, batch_sharding,
+                             token_bytes, local_batch)
 
         writer = MetricWriter(run.workdir)
         writer.truncate_after(start_step)
@@ -237,6 +229,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
                 run.checkpointer.save(step, state, train_iter, meta)
         bar.close()
+        if not eval_metrics:  # the run had already finished: report, don't log again
+            eval_metrics = evaluate()
+            print(f"already at step {start_step}: eval loss {eval_metrics['loss']:.4f}, "
+                  f"bits/byte {eval_metrics['bits_per_byte']:.4f}")
         train_iter.close()  # stop Grain's prefetch threads before interpreter exit
         run.checkpointer.wait()
         run.checkpointer.close()
@@ -246,6 +242,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             print(f"\n--- sample (prompt {config.sample.prompt!r}) ---\n"
                   f"{config.sample.prompt}{text}\n---")
     return eval_metrics
+
+
+def _evaluate(run: Run, eval_step, params, source, batch_sharding, token_bytes,
+              local_batch: int) -> dict[str, float]:
+    """Held-out loss, perplexity and bits per byte over `train.eval_batches` batches."""
+    totals = {"loss_sum": 0.0, "tokens": 0.0, "bytes": 0.0}
+    for batch in pipeline.lm_eval_batches(
+        source, run.tokenizer, seq_len=run.config.data.seq_len, batch_size=local_batch,
+        max_batches=run.config.train.eval_batches, process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    ):
+        sums = eval_step(params, _global_batch(batch, batch_sharding), token_bytes)
+        for k in totals:
+            totals[k] += float(sums[k])
+    loss = totals["loss_sum"] / max(totals["tokens"], 1.0)
+    return {
+        "loss": loss,
+        "perplexity": metrics.perplexity(loss),
+        "bits_per_byte": metrics.bits_per_byte(totals["loss_sum"], totals["bytes"]),
+        "tokens": totals["tokens"],
+    }
 
 
 def _init_params(model: nn.Module, dummy: jax.Array, rng: jax.Array):
