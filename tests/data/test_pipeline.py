@@ -1,7 +1,5 @@
 """LM pipeline: packing never crosses documents, loses no token, resumes exactly, shards."""
 
-import collections
-
 import grain
 import numpy as np
 import pytest
@@ -74,8 +72,8 @@ def _documents(batches, bos: int, eos: int) -> list[list[int]]:
 
 def _one_pass(source, tokenizer, **kwargs):
     ds = pipeline.lm_dataset(
-        source, tokenizer, seq_len=SEQ_LEN, batch_size=BATCH, repeat=False,
-        drop_remainder=False, **{"seed": 0, **kwargs},
+        source, tokenizer, seq_len=SEQ_LEN, repeat=False, drop_remainder=False,
+        **{"seed": 0, "batch_size": BATCH, **kwargs},
     )
     return list(ds)
 
@@ -113,19 +111,27 @@ def test_shuffle_is_a_seeded_permutation(code_tokenizer):
     assert again == first and other != first
 
 
-def test_process_shards_are_disjoint_and_cover_the_corpus(code_tokenizer):
-    docs, tok = _docs(), code_tokenizer
-    expected = _expected(tok, docs)
-    seen = collections.Counter()
-    for p in range(3):
-        batches = _one_pass(ListSource(docs), tok, process_index=p, process_count=3)
-        mine = _documents(batches, tok.bos_id, tok.eos_id)
-        assert sorted(mine) == sorted(expected[p::3])
-        seen.update(map(tuple, mine))
-    assert seen == collections.Counter(map(tuple, expected))
-    with pytest.raises(UserError, match="fewer than process_count=50"):
-        pipeline.lm_dataset(ListSource(docs), tok, seq_len=8, batch_size=2, seed=0,
-                            process_index=45, process_count=50)
+def test_processes_split_each_global_batch_like_one_process(code_tokenizer):
+    """Process p yields block p of every global batch, so data never depends on the count."""
+    source, tok = ListSource(_docs()), code_tokenizer
+    single = _one_pass(source, tok, batch_size=3 * BATCH)
+    per_process = [_one_pass(source, tok, process_index=p, process_count=3) for p in range(3)]
+    assert len(single) > 2 and all(len(batches) == len(single) for batches in per_process)
+    for whole, *parts in zip(single, *per_process, strict=True):
+        for key in pipeline.BATCH_KEYS:
+            np.testing.assert_array_equal(whole[key], np.concatenate([p[key] for p in parts]))
+    # The iterator state is that of the shared global stream: any process count resumes it.
+    iterators = [iter(pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, **shape))
+                 for shape in ({"batch_size": 2 * BATCH},
+                               {"batch_size": BATCH, "process_index": 1, "process_count": 2})]
+    for it in iterators:
+        for _ in range(5):
+            next(it)
+    assert iterators[0].get_state() == iterators[1].get_state()
+    for it in iterators:
+        it.close()
+    with pytest.raises(UserError, match="has no documents"):
+        pipeline.lm_dataset(ListSource([]), tok, seq_len=8, batch_size=2, seed=0)
 
 
 def _same(a: list[dict], b: list[dict]) -> bool:

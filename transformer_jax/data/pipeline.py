@@ -107,6 +107,27 @@ def _check_shapes(seq_len: int, batch_size: int, process_index: int, process_cou
         raise ValueError(f"process_index={process_index} not in [0, {process_count})")
 
 
+def _this_process_rows(
+    documents: grain.MapDataset, seq_len: int, batch_size: int, process_index: int,
+    process_count: int, drop_remainder: bool,
+) -> grain.IterDataset:
+    """Tokenized documents -> this process's rows of every global batch.
+
+    Every process packs the same global stream into global batches of
+    batch_size * process_count rows and keeps rows [p * batch_size, (p + 1) * batch_size):
+    the block of the global array that `make_array_from_process_local_data` takes from
+    process p. So each step's global batch, and the iterator state (that of the global
+    stream, equal on all processes), do not depend on process_count: N processes train on
+    exactly the batches of 1 process, and a checkpoint of either resumes the other's data
+    order. The price is that every process tokenizes every document (a few M tokens/s per
+    thread, far more than one host trains on, unless there are very many hosts).
+    """
+    global_batches = _pack_and_batch(documents, seq_len, batch_size * process_count,
+                                     drop_remainder)
+    mine = slice(process_index * batch_size, (process_index + 1) * batch_size)
+    return global_batches.map(lambda batch: {key: rows[mine] for key, rows in batch.items()})
+
+
 def lm_dataset(
     source: TextSource,
     tokenizer: Tokenizer,
@@ -120,7 +141,7 @@ def lm_dataset(
     process_count: int = 1,
     drop_remainder: bool = True,
 ) -> grain.IterDataset:
-    """Training batches: this process's share of documents, shuffled, packed, batched.
+    """Training batches: documents shuffled, packed, batched; this process's rows of each.
 
     Args:
       source: documents.
@@ -130,27 +151,28 @@ def lm_dataset(
       seed: shuffle seed in [0, 2**32); each epoch is shuffled differently.
       shuffle: shuffle document order.
       repeat: cycle forever (training) instead of one pass.
-      process_index: this process's number; it reads documents i with
-        i % process_count == process_index, so processes never read the same document.
+      process_index: this process's number; it yields rows [process_index * batch_size,
+        (process_index + 1) * batch_size) of each global batch of the stream that every
+        process packs alike, so the global batches do not depend on process_count.
       process_count: number of processes.
-      drop_remainder: drop a final batch with fewer than batch_size rows (one pass only).
+      drop_remainder: drop a final global batch with fewer than batch_size * process_count
+        rows (one pass only); if kept, a process's share of it may be short, even empty.
 
     Returns:
       An `IterDataset` of dicts with int32 [batch_size, seq_len] arrays `inputs`, `targets`,
-      `segment_ids`, `positions`. Its iterators' `get_state()`/`set_state()` resume exactly.
+      `segment_ids`, `positions`. Its iterators' `get_state()`/`set_state()` resume exactly,
+      and the state is the same on every process and for every process_count.
     """
     _check_shapes(seq_len, batch_size, process_index, process_count)
-    documents = grain.MapDataset.source(source)[process_index::process_count]
+    documents = grain.MapDataset.source(source)
     if not len(documents):
-        raise UserError(
-            f"{source.name} {source.split} split has {len(source)} documents, fewer than "
-            f"process_count={process_count}; use more data or fewer processes"
-        )
+        raise UserError(f"{source.name} {source.split} split has no documents")
     if shuffle:
         documents = documents.shuffle(seed=seed)
     if repeat:
         documents = documents.repeat()
-    return _pack_and_batch(documents.map(_Tokenize(tokenizer)), seq_len, batch_size, drop_remainder)
+    return _this_process_rows(documents.map(_Tokenize(tokenizer)), seq_len, batch_size,
+                              process_index, process_count, drop_remainder)
 
 
 def lm_eval_batches(
@@ -165,11 +187,10 @@ def lm_eval_batches(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Evaluation batches: one deterministic pass in source order, padded, equal per process.
 
-    Every process packs the same global stream of rows and takes its slice of each global
-    batch of batch_size * process_count rows, so all processes yield the same number of
-    batches (a jitted step over a global array needs every process to join each call) and the
-    rows evaluated do not depend on process_count. Rows past the end are all zeros
-    (segment_ids 0, to be ignored).
+    Rows are split between processes as in `lm_dataset`, so all processes yield the same
+    number of batches (a jitted step over a global array needs every process to join each
+    call) and the rows evaluated do not depend on process_count. Rows past the end are all
+    zeros (segment_ids 0, to be ignored).
 
     Args:
       source: documents.
@@ -185,16 +206,13 @@ def lm_eval_batches(
     """
     _check_shapes(seq_len, batch_size, process_index, process_count)
     documents = grain.MapDataset.source(source).map(_Tokenize(tokenizer))
-    global_batches = _pack_and_batch(
-        documents, seq_len, batch_size * process_count, drop_remainder=False
-    )
-    iterator = iter(global_batches)
-    mine = slice(process_index * batch_size, (process_index + 1) * batch_size)
+    iterator = iter(_this_process_rows(documents, seq_len, batch_size, process_index,
+                                       process_count, drop_remainder=False))
     try:
         for batch in itertools.islice(iterator, max_batches):
             padded = {}
             for key in BATCH_KEYS:
-                rows = batch[key][mine]
+                rows = batch[key]
                 padded[key] = np.zeros((batch_size, seq_len), dtype=np.int32)
                 padded[key][: len(rows)] = rows
             yield padded
