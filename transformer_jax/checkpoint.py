@@ -21,6 +21,7 @@ from typing import Any
 import grain
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from transformer_jax.errors import UserError
 
@@ -55,6 +56,10 @@ class Checkpointer:
         """Step numbers present on disk (integer-named dirs), oldest first, even damaged ones."""
         if not self.directory.is_dir():
             return []
+        unfinished = [p.name for p in self.directory.iterdir() if ".orbax-checkpoint-tmp" in p.name]
+        if unfinished:
+            logging.warning("ignoring unfinished checkpoint writes in %s: %s",
+                            self.directory, ", ".join(sorted(unfinished)))
         return sorted(int(p.name) for p in self.directory.iterdir()
                       if p.is_dir() and p.name.isdigit())
 
@@ -62,11 +67,12 @@ class Checkpointer:
         """(step, metadata) of the newest step whose metadata is readable, or None."""
         for step in reversed(self.steps()):
             try:
+                self._check_complete(step, ["meta"])
                 restored = self._fresh_manager(read_only=True).restore(
                     step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
                 )
                 return step, dict(restored["meta"])
-            except Exception as e:
+            except Exception as e:  # any damage: try an older step
                 logging.warning("checkpoint %s/%d: metadata unreadable (%s)",
                                 self.directory, step, _short(e))
         return None
@@ -95,10 +101,11 @@ class Checkpointer:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         for step in reversed(steps):
             try:
+                self._check_complete(step, list(items))
                 restored = self._fresh_manager(read_only=True).restore(
                     step, args=ocp.args.Composite(**items)
                 )
-            except Exception as e:
+            except Exception as e:  # any damage: fall back to an older step
                 logging.warning("checkpoint %s/%d is unreadable (%s); trying an older step",
                                 self.directory, step, _short(e))
                 failures.append(step)
@@ -119,20 +126,26 @@ class Checkpointer:
         """Starts saving `step` (async); returns once the arrays are copied off-device."""
         if self._manager is None:
             self._manager = self._fresh_manager(read_only=False)
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator)),
-                meta=ocp.args.JsonSave(metadata),
-            ),
-            force=force,
-        )
+        try:
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state),
+                    data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator)),
+                    meta=ocp.args.JsonSave(metadata),
+                ),
+                force=force,
+            )
+        except Exception as e:  # also reports a failed earlier async save
+            raise self._save_error(step, e) from e
 
     def wait(self) -> None:
         """Blocks until pending async saves are on disk."""
         if self._manager is not None:
-            self._manager.wait_until_finished()
+            try:
+                self._manager.wait_until_finished()
+            except Exception as e:  # an async write failed (disk full, ...)
+                raise self._save_error(None, e) from e
 
     def close(self) -> None:
         if self._manager is not None:
@@ -145,6 +158,27 @@ class Checkpointer:
             **self._options, read_only=read_only, create=not read_only
         )
         return ocp.CheckpointManager(self.directory, options=options)
+
+    def _check_complete(self, step: int, items: list[str]) -> None:
+        """Raises if files every finished save has are missing (Orbax may not notice)."""
+        root = epath.Path(self.directory) / str(step)
+        required = ["_CHECKPOINT_METADATA"]
+        if "state" in items:
+            required += ["state/_METADATA", "state/manifest.ocdbt"]
+        if "meta" in items:
+            required += ["meta/metadata"]
+        if "data" in items:
+            required += ["data"]
+        missing = [name for name in required if not (root / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"missing {', '.join(missing)}")
+
+    def _save_error(self, step: int | None, error: Exception) -> UserError:
+        what = f"checkpoint step {step}" if step is not None else "a checkpoint"
+        return UserError(
+            f"could not write {what} under {self.directory} ({_short(error)}): free disk "
+            "space or use another --workdir; earlier checkpoints are intact"
+        )
 
     def _quarantine(self, step: int) -> None:
         src = self.directory / str(step)

@@ -54,6 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         eval_batches=16,
         checkpoint_every=100,
         max_to_keep=3,
+        on_nonfinite="stop",      # non-finite loss/grads: "stop" or "skip" the update
     ))
 
     c.optim = ml_collections.ConfigDict(dict(

@@ -29,7 +29,7 @@ from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.build import build_model
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
-from transformer_jax.train import flops, optim
+from transformer_jax.train import flops, optim, preemption
 from transformer_jax.train import state as state_lib
 from transformer_jax.train import step as step_lib
 from transformer_jax.train.metric_writer import MetricWriter
@@ -74,6 +74,8 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
             f"train.batch_size={tcfg.batch_size} must be divisible by the data-parallel size "
             f"{dp} (mesh.data*mesh.fsdp) times train.grad_accum_steps={tcfg.grad_accum_steps}"
         )
+    if tcfg.get("on_nonfinite", "stop") not in ("stop", "skip"):
+        raise UserError(f"train.on_nonfinite={tcfg.on_nonfinite!r}: use 'stop' or 'skip'")
     workdir_path = pathlib.Path(workdir).absolute()
     checkpointer = checkpoint_lib.Checkpointer(
         workdir_path / "checkpoints", max_to_keep=tcfg.max_to_keep
@@ -188,60 +190,104 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
         writer = MetricWriter(run.workdir)
         writer.truncate_after(start_step)
-        flops_per_token = flops.train_flops_per_token(run.model_config, seq_len)
-        peak, _ = flops.peak_flops_per_second()
+        throughput = _Throughput(run.model_config, tcfg.batch_size * seq_len, seq_len)
         meta = metadata(run)
         rng = jax.random.key(tcfg.seed)
-        tokens_per_step = tcfg.batch_size * seq_len
         bar = tqdm(total=tcfg.steps, initial=start_step, desc="train", unit="step",
                    disable=jax.process_index() != 0, dynamic_ncols=True)
         pending: list[dict] = []
-        last_time, last_step = time.perf_counter(), start_step
         eval_metrics: dict[str, float] = {}
-        for step in range(start_step + 1, tcfg.steps + 1):
-            batch = _global_batch(next(train_iter), batch_sharding)
-            state, step_metrics = train_step(state, batch, rng)
-            pending.append(step_metrics)
-            bar.update(1)
-            if step == start_step + 1:
-                # Keep compilation out of the throughput figures.
-                jax.block_until_ready(state)
-                last_time, last_step = time.perf_counter(), step
-            if step % tcfg.log_every == 0 or step == tcfg.steps:
-                fetched = jax.device_get(pending)  # the only host sync of the train loop
-                now = time.perf_counter()
-                tokens_per_s = (tokens_per_step * (step - last_step) / (now - last_time)
-                                if step > last_step else float("nan"))
-                mfu = tokens_per_s * flops_per_token / peak
-                for offset, m in enumerate(fetched):
-                    s = step - len(fetched) + 1 + offset
-                    writer.write(s, "train", {**m, "tokens_per_s": tokens_per_s, "mfu": mfu})
-                bar.set_postfix(loss=f"{fetched[-1]['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}",
-                                mfu=f"{mfu:.1%}")
-                pending, last_time, last_step = [], time.perf_counter(), step
-            if step % tcfg.eval_every == 0 or step == tcfg.steps:
-                eval_metrics = evaluate()
-                writer.write(step, "eval", eval_metrics)
-                bar.write(f"step {step}: eval loss {eval_metrics['loss']:.4f}, perplexity "
-                          f"{eval_metrics['perplexity']:.2f}, bits/byte "
-                          f"{eval_metrics['bits_per_byte']:.4f}")
-                last_time = time.perf_counter()
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                run.checkpointer.save(step, state, train_iter, meta)
-        bar.close()
-        if not eval_metrics:  # the run had already finished: report, don't log again
-            eval_metrics = evaluate()
-            print(f"already at step {start_step}: eval loss {eval_metrics['loss']:.4f}, "
-                  f"bits/byte {eval_metrics['bits_per_byte']:.4f}")
-        train_iter.close()  # stop Grain's prefetch threads before interpreter exit
-        run.checkpointer.wait()
-        run.checkpointer.close()
-        writer.close()
-        if config.sample.max_new_tokens and jax.process_index() == 0:
+        saved_step = start_step if restored is not None else None
+        skipped = 0
+
+        def flush(step: int) -> None:
+            """Fetches queued step metrics (the train loop's only host sync) and logs them."""
+            nonlocal pending, skipped
+            fetched = jax.device_get(pending)
+            tokens_per_s, mfu = throughput.measure(step)
+            for offset, m in enumerate(fetched):
+                s = step - len(fetched) + 1 + offset
+                writer.write(s, "train", {**m, "tokens_per_s": tokens_per_s, "mfu": mfu})
+                if m["nonfinite"]:
+                    skipped += 1
+                    if tcfg.on_nonfinite == "stop":
+                        raise UserError(
+                            f"non-finite loss or gradients at step {s} (update not applied); "
+                            f"stopped as train.on_nonfinite='stop'. The newest checkpoint is "
+                            f"step {saved_step}. Lower optim.learning_rate, or set "
+                            "--config.train.on_nonfinite=skip to skip such steps"
+                        )
+            pending = []
+            bar.set_postfix(loss=f"{fetched[-1]['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}",
+                            mfu=f"{mfu:.1%}", **({"skipped": skipped} if skipped else {}))
+
+        try:
+            with preemption.PreemptionWatcher() as watcher:
+                for step in range(start_step + 1, tcfg.steps + 1):
+                    batch = _global_batch(next(train_iter), batch_sharding)
+                    state, step_metrics = train_step(state, batch, rng)
+                    pending.append(step_metrics)
+                    bar.update(1)
+                    if step == start_step + 1:
+                        jax.block_until_ready(state)
+                        throughput.restart(step)  # keep compilation out of tokens/s
+                    preempted = watcher.reached(step)
+                    checkpoint_now = (step % tcfg.checkpoint_every == 0 or step == tcfg.steps
+                                      or preempted)
+                    if (step % tcfg.log_every == 0 or step == tcfg.steps
+                            or (checkpoint_now and pending)):
+                        flush(step)
+                    if step % tcfg.eval_every == 0 or step == tcfg.steps:
+                        eval_metrics = evaluate()
+                        writer.write(step, "eval", eval_metrics)
+                        bar.write(f"step {step}: eval loss {eval_metrics['loss']:.4f}, "
+                                  f"perplexity {eval_metrics['perplexity']:.2f}, bits/byte "
+                                  f"{eval_metrics['bits_per_byte']:.4f}")
+                        throughput.restart(step)
+                    if checkpoint_now:
+                        run.checkpointer.save(step, state, train_iter, meta, force=preempted)
+                        saved_step = step
+                    if preempted:
+                        bar.write(f"{watcher.signal_name}: saved a checkpoint at step {step}; "
+                                  "run the same command again to resume")
+                        break
+            if not eval_metrics and start_step >= tcfg.steps:
+                eval_metrics = evaluate()  # the run had already finished: report only
+                print(f"already at step {start_step}: eval loss {eval_metrics['loss']:.4f}, "
+                      f"bits/byte {eval_metrics['bits_per_byte']:.4f}")
+        finally:
+            bar.close()
+            train_iter.close()  # stop Grain's prefetch threads before interpreter exit
+            run.checkpointer.wait()
+            run.checkpointer.close()
+            writer.close()
+        if eval_metrics and config.sample.max_new_tokens and jax.process_index() == 0:
             text = sample_text(run, state.params, config.sample.prompt, config.sample)
             print(f"\n--- sample (prompt {config.sample.prompt!r}) ---\n"
                   f"{config.sample.prompt}{text}\n---")
     return eval_metrics
+
+
+class _Throughput:
+    """Tokens/s and MFU over the steps since the last `restart`."""
+
+    def __init__(self, model_config: ModelConfig, tokens_per_step: int, seq_len: int):
+        self.flops_per_token = flops.train_flops_per_token(model_config, seq_len)
+        self.peak, _ = flops.peak_flops_per_second()
+        self.tokens_per_step = tokens_per_step
+        self.restart(0)
+
+    def restart(self, step: int) -> None:
+        self.time, self.step = time.perf_counter(), step
+
+    def measure(self, step: int) -> tuple[float, float]:
+        """(tokens/s, MFU) since the last restart (NaN when no step has passed); restarts."""
+        if step <= self.step:
+            return float("nan"), float("nan")
+        tokens_per_s = self.tokens_per_step * (step - self.step) / (time.perf_counter()
+                                                                   - self.time)
+        self.restart(step)
+        return tokens_per_s, tokens_per_s * self.flops_per_token / self.peak
 
 
 def _evaluate(run: Run, eval_step, params, source, batch_sharding, token_bytes,

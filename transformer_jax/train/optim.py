@@ -58,7 +58,7 @@ def decay_mask(params) -> dict:
 def make_optimizer(
     optim: ml_collections.ConfigDict, total_steps: int
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimizer (with clipping and decay mask) and its schedule (for logging)."""
+    """The optimizer (clipping, decay mask, non-finite guard) and its schedule (for logging)."""
     schedule = make_schedule(optim, total_steps)
     if optim.optimizer != "adamw":
         raise UserError(f"optim.optimizer={optim.optimizer!r} is unknown; use adamw")
@@ -75,4 +75,6 @@ def make_optimizer(
             mask=decay_mask,
         )
     )
-    return optax.chain(*chain), schedule
+    # A step whose gradients are not finite changes nothing (params, moments, counts);
+    # train_step reports it and the loop skips or stops per train.on_nonfinite.
+    return optax.apply_if_finite(optax.chain(*chain), max_consecutive_errors=2**30), schedule

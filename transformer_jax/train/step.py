@@ -68,7 +68,7 @@ def train_step(
         exactly as without accumulation.
 
     Returns:
-      The new state and scalar metrics: loss, grad_norm, learning_rate, tokens.
+      The new state and scalar metrics: loss, grad_norm, nonfinite, learning_rate, tokens.
     """
     step_rng = jax.random.fold_in(rng, state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -96,9 +96,12 @@ def train_step(
     grads = jax.tree.map(lambda g: g / denominator, grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
     metrics = {
         "loss": loss_sum / denominator,
-        "grad_norm": optax.tree.norm(grads),
+        "grad_norm": grad_norm,
+        # 1 when this step's update was skipped (optax.apply_if_finite in optim.py).
+        "nonfinite": (~jnp.isfinite(grad_norm) | ~jnp.isfinite(loss_sum)).astype(jnp.float32),
         "learning_rate": schedule(state.step),
         "tokens": weight_sum,
     }

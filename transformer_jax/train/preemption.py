@@ -1,0 +1,58 @@
+"""Preemption: notice SIGTERM / SIGINT, agree on a step with every host, checkpoint, exit.
+
+One process: a Python signal handler sets a flag that the loop checks after each step.
+Several processes (after `jax.distributed.initialize`): JAX's preemption service catches
+SIGTERM on any host and `multihost_utils.reached_preemption_sync_point(step)` turns true on
+all hosts at the same step, so they all save the same checkpoint; a Python SIGTERM handler
+would replace the service's own, so none is installed there.
+"""
+
+from __future__ import annotations
+
+import signal
+import types
+
+import jax
+from absl import logging
+from jax._src import distributed
+from jax.experimental import multihost_utils
+
+
+class PreemptionWatcher:
+    """Context manager: `watcher.reached(step)` is True once the run should save and stop."""
+
+    def __init__(self) -> None:
+        self._signal: int | None = None
+        self._previous: dict[int, object] = {}
+        self._multihost = (
+            jax.process_count() > 1
+            and distributed.global_state.preemption_sync_manager is not None
+        )
+
+    def __enter__(self) -> PreemptionWatcher:
+        signals = [signal.SIGINT] if self._multihost else [signal.SIGTERM, signal.SIGINT]
+        for sig in signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+        del frame
+        if self._signal is not None:  # a second Ctrl-C: stop now, without the checkpoint
+            raise KeyboardInterrupt
+        self._signal = signum
+        logging.warning("received %s: finishing this step, then checkpointing",
+                        signal.Signals(signum).name)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self._signal).name if self._signal else "SIGTERM"
+
+    def reached(self, step: int) -> bool:
+        """True when every host should checkpoint at `step` and exit (call every step)."""
+        if self._multihost and multihost_utils.reached_preemption_sync_point(step):
+            return True
+        return self._signal is not None
