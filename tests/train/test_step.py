@@ -46,7 +46,7 @@ def test_gradient_accumulation_equals_one_big_batch():
     (s1, m1), (s4, m4) = results
     np.testing.assert_allclose(m1["loss"], m4["loss"], rtol=1e-6)
     np.testing.assert_allclose(m1["grad_norm"], m4["grad_norm"], rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s4.params)):
+    for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s4.params), strict=False):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
