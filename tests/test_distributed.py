@@ -160,7 +160,11 @@ def _train(workdir: pathlib.Path, corpus_dir: pathlib.Path, cache: pathlib.Path,
                "--config.data.validation_fraction=0.2", "--config.sample.max_new_tokens=0",
                "--config.mesh.data=-1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    env.update(TRANSFORMER_JAX_CACHE=str(cache), JAX_PLATFORMS="cpu")
+    # A shared persistent compilation cache: the resumed runs reuse the straight runs'
+    # executables (the same programs), which saves a third of this test's time.
+    env.update(TRANSFORMER_JAX_CACHE=str(cache), JAX_PLATFORMS="cpu",
+               JAX_COMPILATION_CACHE_DIR=str(cache / "xla"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     if processes == 1:
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     else:
