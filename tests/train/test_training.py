@@ -1,4 +1,7 @@
-"""End-to-end training: mesh equivalence, FSDP memory split, exact resume, fallback."""
+"""End-to-end training: mesh equivalence, FSDP memory split, exact resume, mesh change.
+
+Fault injection (kill -9, SIGTERM, damaged checkpoints, disk full, NaN) is in test_faults.py.
+"""
 
 import json
 import pathlib
@@ -81,28 +84,6 @@ def test_exact_resume_after_kill(config, tmp_path):
     resumed = losses(workdir)
     assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
     assert [resumed[s] for s in range(1, 7)] == [straight[s] for s in range(1, 7)]  # bitwise
-
-
-@pytest.mark.parametrize("damage", ["empty_dir", "truncated_file"])
-def test_falls_back_past_a_damaged_checkpoint(config, tmp_path, damage, caplog):
-    workdir = tmp_path / "run"
-    loop.train_and_evaluate(config, str(workdir))
-    straight = losses(workdir)
-    newest = workdir / "checkpoints" / "6"
-    if damage == "empty_dir":
-        shutil.rmtree(newest)
-        newest.mkdir()
-    else:
-        for f in (newest / "state").rglob("*"):
-            if f.is_file() and f.stat().st_size > 1000:
-                f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
-    loop.train_and_evaluate(config, str(workdir))
-    assert "unreadable" in caplog.text
-    resumed = losses(workdir)
-    assert [resumed[s] for s in range(4, 7)] == [straight[s] for s in range(4, 7)]
-    # The damaged step was moved aside, not deleted; a fresh step 6 was written.
-    assert any(p.name.startswith("6.damaged") for p in (workdir / "checkpoints").iterdir())
-    assert (workdir / "checkpoints" / "6").is_dir()
 
 
 def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
