@@ -15,7 +15,8 @@ DEVICES_PER_PROCESS CPU devices (default 1). Each process gets
   XLA_FLAGS=--xla_force_host_platform_device_count=DEVICES_PER_PROCESS (other flags kept)
   JAX_COORDINATOR_ADDRESS=127.0.0.1:PORT JAX_NUM_PROCESSES=N JAX_PROCESS_ID=i
 which transformer_jax.distributed.initialize reads. Output lines are prefixed with "[i] ".
-Waits for all; if one fails, stops the others and exits with its status.
+Waits for all; if one fails, kills the others and exits with its status. Ctrl-C or SIGTERM
+is passed on as SIGTERM (training then checkpoints and exits); a second one kills them.
 
   --dry_run      print each process's command line and exit
   --port=PORT    coordinator port (default: a free one)
@@ -83,19 +84,34 @@ if ((dry_run)); then
   exit 0
 fi
 
-# Each worker (command | prefixer) in its own process group, so stopping it stops both.
+# Each worker in its own process group (job control), the group's id being the command's pid.
 set -m
 pids=()
-stop_all() {
+signal_all() {
   for pid in "${pids[@]}"; do
-    kill -TERM -- "-$pid" 2>/dev/null || true
+    kill "-$1" -- "-$pid" 2>/dev/null || true
   done
 }
-trap 'stop_all; exit 130' INT TERM
+# Ctrl-C / SIGTERM: pass SIGTERM on and keep waiting, so the processes can stop together
+# (train.py checkpoints and exits 0 on SIGTERM); a second one kills them.
+interrupted=0
+on_signal() {
+  if ((interrupted)); then
+    signal_all KILL
+  else
+    echo "launcher: SIGTERM sent to all processes; again to kill them" >&2
+    signal_all TERM
+  fi
+  interrupted=1
+}
+trap on_signal INT TERM
 
 for ((i = 0; i < num_processes; i++)); do
   worker_env "$i"
-  (env "${env_words[@]}" "${command[@]}" 2>&1 | sed -u "s/^/[$i] /") &
+  # The prefixer ignores the signals sent to the group so it passes on a graceful stop's
+  # last lines; it ends when the command closes its output.
+  env "${env_words[@]}" "${command[@]}" \
+    > >(trap '' INT TERM; exec sed -u "s/^/[$i] /") 2>&1 &
   pids+=("$!")
 done
 
@@ -112,8 +128,9 @@ while ((finished < num_processes)); do
     status=0
     wait "${pids[i]}" || status=$?
     if ((status != 0)); then
+      # The others would block in their next collective, waiting for this one: kill them.
       echo "error: process $i exited with status $status; stopping the others" >&2
-      stop_all
+      signal_all KILL
       wait || true
       exit "$status"
     fi

@@ -91,6 +91,22 @@ def test_local_one_failure_stops_the_others_and_is_the_exit_status():
     assert "[1] up 1" in result.stdout
 
 
+def test_local_sigterm_is_passed_on_and_waited_for():
+    """A graceful stop (checkpoint, then exit 0) gets to finish, its output included."""
+    script = ("import os, signal, sys, time; i = os.environ['JAX_PROCESS_ID']\n"
+              "def stop(*_): time.sleep(0.5); print('saved', i, flush=True); sys.exit(0)\n"
+              "signal.signal(signal.SIGTERM, stop); print('up', i, flush=True); time.sleep(60)")
+    launcher = subprocess.Popen(
+        ["bash", str(LAUNCH / "local_multiprocess.sh"), "2", "--", sys.executable, "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = [launcher.stdout.readline() for _ in range(2)]
+    assert sorted(started) == ["[0] up 0\n", "[1] up 1\n"]
+    launcher.terminate()
+    stdout, stderr = launcher.communicate(timeout=30)
+    assert launcher.returncode == 0, stderr
+    assert sorted(stdout.splitlines()) == ["[0] saved 0", "[1] saved 1"]
+
+
 @pytest.mark.parametrize("args, message", [
     ((), "expected N [DEVICES_PER_PROCESS] before --"),
     (("two", "--", "true"), "N must be a positive integer, got 'two'"),
