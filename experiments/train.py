@@ -7,8 +7,7 @@ Multi-process (see launch/): every process runs the same command; the layout com
 --coordinator_address/--num_processes/--process_id, JAX_* variables, SLURM or a TPU VM.
 """
 
-import jax
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import common
@@ -31,13 +30,7 @@ def main(argv):
     def run() -> None:
         # Before anything touches a device: JAX can't go multi-process after that.
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        config = _CONFIG.value
-        if jax.process_count() > 1 and config.sample.max_new_tokens:
-            # The loop samples on process 0 alone, with parameters sharded over all
-            # processes: that waits forever for the others. Skip it until it runs on all.
-            logging.warning("no end-of-run sample on %d processes", jax.process_count())
-            config.sample.max_new_tokens = 0
-        train_and_evaluate(config, workdir)
+        train_and_evaluate(_CONFIG.value, workdir)
 
     common.run_main(run)
 

@@ -1,7 +1,8 @@
 """Orbax checkpoints of (train state, Grain iterator state, layout metadata), with fallback.
 
-Each step directory holds three items: `state` (the sharded TrainState), `data` (the
-per-process Grain iterator state, so resume continues the exact data order) and `meta` (JSON:
+Each step directory holds three items: `state` (the sharded TrainState), `data` (the Grain
+iterator state as JSON, the same on every process, so resume continues the exact data order
+on any process count) and `meta` (JSON:
 preset, model config, vocab, scan layout, mesh, so restore and conversion never guess).
 
 Orbax does not skip a damaged newest step by itself (DESIGN.md): an empty step dir is listed
@@ -12,28 +13,16 @@ deleted) so later saves do not collide with them.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import time
 from typing import Any
 
-import grain
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
 from transformer_jax.errors import UserError
-
-
-class _IteratorSnapshot:
-    """A frozen Grain iterator state: saving it later (async) can't see a moved iterator."""
-
-    def __init__(self, iterator: Any):
-        self._state = json.dumps(iterator.get_state()).encode()
-
-    def get_state(self) -> bytes:
-        return self._state
 
 
 class Checkpointer:
@@ -98,7 +87,7 @@ class Checkpointer:
         failures = []
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+            items["data"] = ocp.args.JsonRestore()
         for step in reversed(steps):
             try:
                 self._check_complete(step, list(items))
@@ -110,6 +99,8 @@ class Checkpointer:
                                 self.directory, step, _short(e))
                 failures.append(step)
                 continue
+            if data_iterator is not None:
+                data_iterator.set_state(restored["data"])
             for bad in failures:
                 self._quarantine(bad)
             return step, restored["state"]
@@ -131,7 +122,10 @@ class Checkpointer:
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state),
-                    data=grain.checkpoint.CheckpointSave(_IteratorSnapshot(data_iterator)),
+                    # Taken now, so an async write can't see a later state. The pipeline's
+                    # state is the same on every process and for any process count, so one
+                    # JSON copy resumes on any number of processes.
+                    data=ocp.args.JsonSave(data_iterator.get_state()),
                     meta=ocp.args.JsonSave(metadata),
                 ),
                 force=force,

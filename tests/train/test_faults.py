@@ -11,10 +11,10 @@ import subprocess
 import sys
 import time
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from transformer_jax.errors import UserError
@@ -126,10 +126,10 @@ def test_disk_full_on_save_is_a_clear_error_and_keeps_earlier_checkpoints(
     shutil.rmtree(workdir / "checkpoints" / "6")
     before = sorted(p.name for p in (workdir / "checkpoints" / "3").rglob("*"))
 
-    def no_space(*args, **kwargs):
+    async def no_space(*args, **kwargs):  # fails in the background, as a real write would
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(grain.checkpoint.CheckpointHandler, "save", no_space)
+    monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "_save_fn", no_space)
     with pytest.raises(UserError, match="No space left on device"):
         loop.train_and_evaluate(config, str(workdir))
     assert sorted(p.name for p in (workdir / "checkpoints" / "3").rglob("*")) == before

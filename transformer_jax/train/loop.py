@@ -166,7 +166,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             start_step = 0
         else:
             start_step, state = restored
-            print(f"resumed from step {start_step} of {run.checkpointer.directory}")
+            if jax.process_index() == 0:
+                print(f"resumed from step {start_step} of {run.checkpointer.directory}")
 
         batch_sharding = sharding_lib.batch_sharding(run.mesh, rules)
         train_step = jax.jit(
@@ -240,7 +241,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     if step % tcfg.eval_every == 0 or step == tcfg.steps:
                         eval_metrics = evaluate()
                         writer.write(step, "eval", eval_metrics)
-                        bar.write(f"step {step}: eval loss {eval_metrics['loss']:.4f}, "
+                        _say(bar, f"step {step}: eval loss {eval_metrics['loss']:.4f}, "
                                   f"perplexity {eval_metrics['perplexity']:.2f}, bits/byte "
                                   f"{eval_metrics['bits_per_byte']:.4f}")
                         throughput.restart(step)
@@ -248,12 +249,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                         run.checkpointer.save(step, state, train_iter, meta, force=preempted)
                         saved_step = step
                     if preempted:
-                        bar.write(f"{watcher.signal_name}: saved a checkpoint at step {step}; "
+                        _say(bar, f"{watcher.signal_name}: saved a checkpoint at step {step}; "
                                   "run the same command again to resume")
                         break
             if not eval_metrics and start_step >= tcfg.steps:
                 eval_metrics = evaluate()  # the run had already finished: report only
-                print(f"already at step {start_step}: eval loss {eval_metrics['loss']:.4f}, "
+                _say(bar, f"already at step {start_step}: eval loss {eval_metrics['loss']:.4f}, "
                       f"bits/byte {eval_metrics['bits_per_byte']:.4f}")
         finally:
             bar.close()
@@ -261,11 +262,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             run.checkpointer.wait()
             run.checkpointer.close()
             writer.close()
-        if eval_metrics and config.sample.max_new_tokens and jax.process_index() == 0:
+        if eval_metrics and config.sample.max_new_tokens:
+            # Every process decodes (the params are sharded over all of them); one prints.
             text = sample_text(run, state.params, config.sample.prompt, config.sample)
+        if eval_metrics and config.sample.max_new_tokens and jax.process_index() == 0:
             print(f"\n--- sample (prompt {config.sample.prompt!r}) ---\n"
                   f"{config.sample.prompt}{text}\n---")
     return eval_metrics
+
+
+def _say(bar: tqdm, message: str) -> None:
+    """Prints once (process 0), without breaking the progress bar."""
+    if jax.process_index() == 0:
+        bar.write(message)
 
 
 class _Throughput:
