@@ -168,12 +168,11 @@ def activation(name: str, x: jax.Array) -> jax.Array:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def dropout(config: ModelConfig, x: jax.Array, rate: float | None = None) -> jax.Array:
-    """Dropout with the config's rate, off when `config.deterministic`."""
-    rate = config.dropout_rate if rate is None else rate
-    if rate == 0.0 or config.deterministic:
+def dropout(config: ModelConfig, x: jax.Array) -> jax.Array:
+    """Dropout at `config.dropout_rate`, off when `config.deterministic`."""
+    if config.dropout_rate == 0.0 or config.deterministic:
         return x
-    return nn.Dropout(rate=rate, deterministic=False)(x)
+    return nn.Dropout(rate=config.dropout_rate, deterministic=False)(x)
 
 
 def as_compute(config: ModelConfig, x: jax.Array) -> jax.Array:
