@@ -109,6 +109,16 @@ class Tokenizer:
         """End-of-document id (3)."""
         return self._sp.eos_id()
 
+    def piece_id(self, piece: str) -> int:
+        """Id of a user-defined symbol such as "[MASK]" (UserError if the vocab lacks it)."""
+        i = self._sp.piece_to_id(piece)
+        if i == self.unk_id and piece != self._sp.id_to_piece(self.unk_id):
+            raise UserError(
+                f"the tokenizer has no piece {piece!r}: train it with "
+                f"user_defined_symbols including {piece!r} (delete the cached/workdir tokenizer)"
+            )
+        return i
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, without bos/eos.
 
