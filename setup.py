@@ -25,6 +25,8 @@ setup(
         "numpy>=2.0",
         "tensorboardX>=2.6",
         "tqdm>=4.66",
+        "sacrebleu>=2.6.0",
+        "rouge-score>=0.1.2",
     ],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6"],

@@ -110,7 +110,9 @@ class MultiHeadAttention(nn.Module):
           mask: [B|1, 1, T, S] boolean. Ignored for cached self-attention, whose causal mask
             comes from the cache index.
           positions: [B, T] positions of x (RoPE; required when decoding with RoPE).
-          context: [B, S, D] encoder output for cross-attention.
+          context: [B, S, D] encoder output for cross-attention. When decoding, the cross
+            keys/values are computed from it once and cached; pass None on later steps to
+            reuse the cache.
 
         Returns:
           [B, T, D].
@@ -119,8 +121,15 @@ class MultiHeadAttention(nn.Module):
         n, k_heads, h = cfg.num_heads, cfg.kv_heads, cfg.dim_per_head
         kv_input = context if self.cross else x
         q = layers.dense(cfg, (n, h), ("embed", "heads", "kv"), name="query")(x)
-        k = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="key")(kv_input)
-        v = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="value")(kv_input)
+        if self.cross and cfg.decode and context is None:
+            k, v = self._cross_cache()
+        else:
+            k = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="key")(kv_input)
+            v = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="value")(
+                kv_input
+            )
+            if self.cross and cfg.decode:
+                self._cross_cache(k, v)
         if cfg.position == "rope" and not self.cross:
             q = position.apply_rope(q, positions, cfg.rope_theta)
             k = position.apply_rope(k, positions, cfg.rope_theta)
@@ -144,6 +153,22 @@ class MultiHeadAttention(nn.Module):
         return layers.dense(cfg, cfg.d_model, ("heads", "kv", "embed"), axis=(-2, -1), name="out")(
             out
         )
+
+    def _cross_cache(
+        self, k: jax.Array | None = None, v: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """Stores the encoder's keys/values [B, S, K, H] (when given) or returns the stored ones.
+
+        Cross-attention keys/values depend only on the source, so a decoder computes them on
+        its first step and reads them on every later one.
+        """
+        if k is None and not self.has_variable("cache", "cached_key"):
+            raise ValueError("cross-attention cache is empty: pass the encoder output first")
+        cached_k = self.variable("cache", "cached_key", lambda: jnp.zeros_like(k))
+        cached_v = self.variable("cache", "cached_value", lambda: jnp.zeros_like(v))
+        if k is not None:
+            cached_k.value, cached_v.value = k, v
+        return cached_k.value, cached_v.value
 
     def _update_cache(
         self, k: jax.Array, v: jax.Array

@@ -19,8 +19,11 @@ from transformer_jax.models.transformer import Stack
 class EncoderDecoder(nn.Module):
     """Encoder over the source, decoder with causal self-attention and cross-attention.
 
-    With `config.decode=True` the decoder self-attention keeps a KV cache (initialize on a
-    [B, max_target_len] target); cross-attention recomputes keys/values from `encoded`.
+    With `config.decode=True` the decoder keeps two caches (initialize both with `init` on a
+    [B, S] source and a [B, max_target_len] target): the self-attention KV cache, appended to
+    at every step, and the cross-attention keys/values of the encoder output, computed on the
+    first `decode` call (pass `encoded`) and reused on later calls (pass `encoded=None`).
+    See `transformer_jax/seq2seq_decode.py`.
     """
 
     config: ModelConfig
@@ -42,12 +45,22 @@ class EncoderDecoder(nn.Module):
 
     def decode(
         self,
-        encoded: jax.Array,
+        encoded: jax.Array | None,
         source: jax.Array,
         target_inputs: jax.Array,
         positions: jax.Array | None = None,
     ) -> jax.Array:
-        """Next-token logits [B, T, V] (float32) for the (shifted) target inputs [B, T]."""
+        """Next-token logits for the (shifted) target inputs.
+
+        Args:
+          encoded: [B, S, D] encoder output; None when decoding with a filled cross cache.
+          source: [B, S] source ids (0 = padding), for the cross-attention mask.
+          target_inputs: [B, T] target ids ([bos] + target[:-1] when training).
+          positions: [B, T] target positions (default 0..T-1; required when decoding).
+
+        Returns:
+          [B, T, V] float32 logits.
+        """
         b, t = target_inputs.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
