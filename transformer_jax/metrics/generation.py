@@ -24,6 +24,11 @@ def _check(hypotheses: Sequence[str], references: Sequence[str]) -> None:
         )
 
 
+def bleu_signature() -> str:
+    """The sacrebleu signature of `bleu` (tokenizer, smoothing, sacrebleu version)."""
+    return str(sacrebleu.BLEU().get_signature())
+
+
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
     """Corpus BLEU of detokenized text against one reference each.
 

@@ -1,0 +1,139 @@
+"""Pairs of texts -> fixed-shape encoder-decoder examples, with length filtering/truncation.
+
+An example is three int32 arrays (0 = padding):
+  source        [S]  source tokens + [eos]
+  target_inputs [T]  [bos] + target tokens        (the decoder's shifted input)
+  targets       [T]  target tokens + [eos]        (loss weight: targets != 0)
+Over-long examples are cut to S / T (`long_examples="truncate"`, keeping the final EOS) or
+left out (`"drop"`); pairs with an empty side are always left out. One pass over the split
+counts what happens to every pair (reported in `LengthReport`); examples are then built
+lazily, so each process featurizes only the rows it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import numpy as np
+from absl import logging
+
+from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.errors import UserError
+
+LONG_EXAMPLES = ("truncate", "drop")
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthReport:
+    """What the length pass did to a split's pairs.
+
+    Attributes:
+      pairs: pairs in the split.
+      kept: pairs that became examples.
+      empty: pairs left out because a side is empty (after stripping whitespace).
+      long_source, long_target: pairs whose source / target (+ EOS) exceeded the limit
+        (truncated, or dropped with `long_examples="drop"`).
+      dropped: pairs left out for length.
+    """
+
+    pairs: int
+    kept: int
+    empty: int
+    long_source: int
+    long_target: int
+    dropped: int
+
+    def __str__(self) -> str:
+        return (f"{self.kept}/{self.pairs} pairs kept; {self.empty} with an empty side skipped; "
+                f"{self.long_source} over-long sources and {self.long_target} over-long targets "
+                f"({'dropped: ' + str(self.dropped) if self.dropped else 'truncated'})")
+
+
+def encode_pair(tokenizer: Tokenizer, source: str, target: str, max_source_len: int,
+                max_target_len: int) -> dict[str, np.ndarray]:
+    """One example (see the module docstring); over-long sides are truncated.
+
+    Args:
+      tokenizer: the shared source/target tokenizer.
+      source, target: the texts.
+      max_source_len, max_target_len: S and T.
+
+    Returns:
+      {"source": [S], "target_inputs": [T], "targets": [T]} int32.
+    """
+    src = [*tokenizer.encode(source)[:max_source_len - 1], tokenizer.eos_id]
+    tgt = tokenizer.encode(target)[: max_target_len - 1]
+    out = {
+        "source": src,
+        "target_inputs": [tokenizer.bos_id, *tgt],
+        "targets": [*tgt, tokenizer.eos_id],
+    }
+    lengths = {"source": max_source_len, "target_inputs": max_target_len,
+               "targets": max_target_len}
+    return {k: np.pad(np.asarray(v, np.int32), (0, lengths[k] - len(v))) for k, v in out.items()}
+
+
+def encode_source(tokenizer: Tokenizer, texts: list[str], max_source_len: int) -> np.ndarray:
+    """[N, S] int32 encoder inputs for raw texts (truncated; for decoding new inputs)."""
+    rows = np.zeros((len(texts), max_source_len), np.int32)
+    for i, text in enumerate(texts):
+        ids = [*tokenizer.encode(text)[:max_source_len - 1], tokenizer.eos_id]
+        rows[i, : len(ids)] = ids
+    return rows
+
+
+class Seq2SeqExamples:
+    """The kept pairs of a split as a lazily featurized `grain.MapDataset`.
+
+    Args:
+      pairs: a pair source (data/pairs.py).
+      tokenizer: the shared tokenizer.
+      max_source_len, max_target_len: S and T.
+      long_examples: "truncate" or "drop".
+
+    Attributes:
+      indices: [N] positions in `pairs` of the kept examples, in order.
+      report: the `LengthReport`.
+      dataset: `grain.MapDataset` of examples.
+    """
+
+    def __init__(self, pairs, tokenizer: Tokenizer, max_source_len: int, max_target_len: int,
+                 long_examples: str = "truncate"):
+        if long_examples not in LONG_EXAMPLES:
+            raise UserError(f"data.long_examples={long_examples!r} must be one of "
+                            f"{list(LONG_EXAMPLES)}")
+        if max_source_len < 2 or max_target_len < 2:
+            raise UserError(f"data.max_source_len={max_source_len} and data.max_target_len="
+                            f"{max_target_len} must be >= 2 (tokens + eos)")
+        kept, empty, long_src, long_tgt, dropped = [], 0, 0, 0, 0
+        for i in range(len(pairs)):
+            source, target = pairs[i]
+            if not source.strip() or not target.strip():
+                empty += 1
+                continue
+            too_long_src = len(tokenizer.encode(source)) + 1 > max_source_len
+            too_long_tgt = len(tokenizer.encode(target)) + 1 > max_target_len
+            long_src += too_long_src
+            long_tgt += too_long_tgt
+            if long_examples == "drop" and (too_long_src or too_long_tgt):
+                dropped += 1
+                continue
+            kept.append(i)
+        self.indices = np.asarray(kept, np.int64)
+        self.report = LengthReport(len(pairs), len(kept), empty, long_src, long_tgt, dropped)
+        logging.info("%s %s: %s", getattr(pairs, "name", "pairs"), pairs.split, self.report)
+        self._pairs, self._tokenizer = pairs, tokenizer
+        self._lengths = (max_source_len, max_target_len)
+        self.dataset = grain.MapDataset.range(len(kept)).map(self.example)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def pair(self, index: int) -> tuple[str, str]:
+        """The (source, target) texts of kept example `index`."""
+        return self._pairs[int(self.indices[index])]
+
+    def example(self, index: int) -> dict[str, np.ndarray]:
+        """The featurized kept example `index`."""
+        return encode_pair(self._tokenizer, *self.pair(index), *self._lengths)
