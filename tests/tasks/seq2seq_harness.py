@@ -10,7 +10,8 @@ from transformer_jax.models.config import model_config_from
 from transformer_jax.sharding import batch_sharding, make_mesh
 from transformer_jax.tasks.base import EvalContext
 from transformer_jax.tasks.seq2seq import Seq2Seq
-from transformer_jax.train import optim, state as state_lib
+from transformer_jax.train import optim
+from transformer_jax.train import state as state_lib
 from transformer_jax.train.step import train_step
 
 

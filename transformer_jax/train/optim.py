@@ -20,8 +20,9 @@ def make_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.S
 
     - cosine: cosine decay to `learning_rate * end_lr_ratio` at `total_steps`.
     - linear: linear decay to `learning_rate * end_lr_ratio` at `total_steps`.
-    - inverse_sqrt: lr * sqrt(warmup / step) after warmup ("Attention Is All You Need" eq. 3
-      with the peak given directly).
+    - inverse_sqrt: lr * sqrt(warmup / step) after warmup. With lr = (d_model * warmup)^-0.5
+      this is exactly "Attention Is All You Need" eq. 3, d^-0.5 * min(step^-0.5,
+      step * warmup^-1.5) (tests/tasks/test_seq2seq.py); here the peak is given directly.
     - constant: flat after warmup.
     """
     peak, warmup = optim.learning_rate, optim.warmup_steps
@@ -34,7 +35,8 @@ def make_schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.S
         decay = optax.linear_schedule(peak, end, decay_steps)
     elif optim.schedule == "inverse_sqrt":
         def decay(step):
-            return peak * jnp.sqrt(max(warmup, 1) / (step + max(warmup, 1)))
+            # join_schedules also evaluates this before warmup (step < 0): keep it finite.
+            return peak * jnp.sqrt(max(warmup, 1) / jnp.maximum(step + max(warmup, 1), 1))
     elif optim.schedule == "constant":
         decay = optax.constant_schedule(peak)
     else:

@@ -1,0 +1,86 @@
+"""The seq2seq task end to end (train_step, evaluate, demo, predict) and its objective."""
+
+import shutil
+import sysconfig
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from experiments.configs import seq2seq_stdlib
+from tests.models.toy_seq2seq import CONFIG, reversal_batch
+from tests.tasks.seq2seq_harness import train
+from transformer_jax.errors import UserError
+from transformer_jax.models.config import from_preset
+from transformer_jax.models.encdec import EncoderDecoder
+from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
+from transformer_jax.train import optim
+
+
+def test_label_smoothed_loss_matches_hand_computation():
+    model = EncoderDecoder(CONFIG.replace(deterministic=True))
+    src, inp, tgt = reversal_batch(np.random.default_rng(0), 2)
+    params = jax.jit(lambda: model.init(jax.random.key(0), src, inp)["params"])()
+    batch = {"source": src, "target_inputs": inp, "targets": tgt}
+    loss_sum, weight = jax.jit(seq2seq_loss_fn(model, 0.1))(params, batch, jax.random.key(0))
+    logp = np.asarray(jax.jit(lambda p: jax.nn.log_softmax(
+        model.apply({"params": p}, src, inp)))(params))
+    v = CONFIG.vocab_size
+    hand = 0.0
+    for b, t in zip(*np.nonzero(tgt), strict=True):  # padding (target 0) has no weight
+        q = np.full(v, 0.1 / v)
+        q[tgt[b, t]] += 0.9
+        hand -= float(q @ logp[b, t])
+    assert float(weight) == np.count_nonzero(tgt)
+    np.testing.assert_allclose(float(loss_sum), hand, rtol=1e-5)
+
+
+def test_inverse_sqrt_schedule_is_the_papers():
+    d, warmup = 512, 4000
+    optim_cfg = ml_collections.ConfigDict(dict(learning_rate=(d * warmup) ** -0.5,
+                                               schedule="inverse_sqrt", warmup_steps=warmup))
+    schedule = optim.make_schedule(optim_cfg, 100_000)
+    for step in (1, 100, 2000, 4000, 4001, 10_000, 100_000):
+        paper = d ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+        np.testing.assert_allclose(float(schedule(step)), paper, rtol=1e-4)  # float32
+    assert float(schedule(0)) == 0.0
+
+
+@pytest.fixture
+def small_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFORMER_JAX_CACHE", str(tmp_path / "cache"))
+    stdlib = sysconfig.get_paths()["stdlib"]
+    for name in ("textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "heapq.py", "bisect.py",
+                 "copy.py", "colorsys.py", "difflib.py", "fractions.py", "gettext.py"):
+        shutil.copy(f"{stdlib}/{name}", tmp_path / name)
+    c = seq2seq_stdlib.get_config("test")
+    c.data.update(path=str(tmp_path), validation_fraction=0.3)
+    return c
+
+
+def test_train_evaluate_demo_predict(small_config):
+    task, ctx, params, losses = train(small_config, steps=4)
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    with jax.set_mesh(ctx.mesh):
+        metrics = task.evaluate(ctx, params)
+        assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
+        assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
+        assert metrics["loss"] == pytest.approx(losses[-1], rel=0.2)
+        demo = task.demo(ctx, params)
+        assert demo.count("reference: ") == 2 and demo.count("output: ") == 2
+        lines = ["def f(x):\n    return x + 1", "", "x" * 10_000]  # empty and over-long
+        outputs = task.predict(ctx, params, lines)
+    assert len(outputs) == 3 and all("\n" not in o for o in outputs)
+    assert task.metadata()["bleu_signature"].startswith("nrefs:1|")
+
+
+def test_bad_task_configs_are_clear_errors(small_config):
+    with pytest.raises(UserError, match="encoder-decoder preset"):
+        Seq2Seq(small_config, from_preset("gpt_tiny"))
+    small_config.data.source = "csv"
+    task = Seq2Seq(small_config, from_preset("transformer_tiny"))
+    with pytest.raises(UserError, match="data.source='csv' is unknown"):
+        task.tokenizer_source()
+    assert jnp.asarray(task.init_batch()["source"]).shape == (1, 48)
