@@ -31,6 +31,9 @@ def model_section(preset: str) -> ml_collections.ConfigDict:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
+    c.task = ml_collections.ConfigDict({"name": "lm"})  # see transformer_jax/tasks/
+    # A training workdir whose weights initialize the matching parts of this model.
+    c.init_from = ""
     c.model = model_section("gpt_tiny")
 
     c.data = ml_collections.ConfigDict(dict(
