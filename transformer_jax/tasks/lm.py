@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from transformer_jax import decode, metrics
+from transformer_jax import decode, distributed, metrics
 from transformer_jax.data import pipeline, sources
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import UserError
@@ -64,6 +64,7 @@ class LanguageModeling(Task):
         return iter(pipeline.lm_dataset(
             source, tokenizer, seq_len=self.config.data.seq_len, batch_size=batch_size,
             seed=seed, process_index=process_index, process_count=process_count,
+            num_shards=self.config.data.get("num_shards") or None,
         ))
 
     @functools.cached_property
@@ -81,6 +82,8 @@ class LanguageModeling(Task):
             source, ctx.tokenizer, seq_len=self.config.data.seq_len,
             batch_size=ctx.local_batch, max_batches=self.config.train.eval_batches,
             process_index=ctx.process_index, process_count=ctx.process_count,
+            num_shards=self.config.data.get("num_shards") or None,
+            any_process=distributed.any_process,
         ):
             sums = self._eval_step(params, ctx.to_global(batch), token_bytes)
             for k in totals:

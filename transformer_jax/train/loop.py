@@ -88,11 +88,32 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
     existing = checkpointer.read_metadata()
     if existing is not None:
         _check_compatible(existing[1], model_config, checkpointer.directory)
+    if "num_shards" in config.data:
+        _resolve_num_shards(config, existing[1] if existing else None)
     run = Run(config, model_config, mesh, workdir_path, checkpointer, task)
     if existing is None and config.get("init_from"):
         run.pretrained = pretrained.locate(config.init_from, model_config)
     run.tokenizer = _resolve_tokenizer(run)
     return run
+
+
+def _resolve_num_shards(config: ml_collections.ConfigDict, meta: dict | None) -> None:
+    """Sets data.num_shards (0 = the checkpoint's count, else one per process) and checks it.
+
+    The data stream is split into that many virtual shards (data/pipeline.py); a process reads
+    only its own, and a checkpoint resumes on any process count dividing it.
+    """
+    processes = jax.process_count()
+    if not config.data.num_shards:
+        saved = (meta or {}).get("config", {}).get("data", {}).get("num_shards")
+        config.data.num_shards = saved or processes
+    shards, batch = config.data.num_shards, config.train.batch_size
+    if shards % processes or batch % shards:
+        raise UserError(
+            f"data.num_shards={shards} must be a multiple of the process count {processes} "
+            f"and divide train.batch_size={batch}; resuming on another process count needs "
+            "one that divides the shard count"
+        )
 
 
 def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.Path) -> None:
