@@ -56,6 +56,39 @@ def generate_from_workdir(
         return lm.sample_text(run.model_config, run.tokenizer, params, prompt, sample)
 
 
+def task_of_workdir(workdir: str) -> str:
+    """The task name recorded in the newest checkpoint of `workdir` ("lm" for old runs)."""
+    directory = pathlib.Path(workdir) / "checkpoints"
+    found = checkpoint_lib.Checkpointer(directory).read_metadata()
+    if found is None:
+        raise UserError(f"no checkpoint in {directory}: train first with experiments.train")
+    return found[1].get("task", {}).get("name", "lm")
+
+
+def decode_from_workdir(workdir: str, lines: list[str], *, beam_size: int = 4,
+                        alpha: float = 0.6, temperature: float = 0.0, seed: int = 0
+                        ) -> list[str]:
+    """One output per input line from a seq2seq run's newest checkpoint.
+
+    Args:
+      workdir: a seq2seq training run's directory.
+      lines: source texts.
+      beam_size: beam search width; 0 samples instead (temperature 0 = greedy).
+      alpha: GNMT length-penalty exponent for beam search.
+      temperature: sampling temperature when beam_size is 0.
+      seed: sampling seed.
+    """
+    run, params = load_run(workdir)
+    if run.task.name != "seq2seq":
+        raise UserError(f"{workdir} holds a {run.task.name!r} run, not a seq2seq one")
+    if beam_size < 0:
+        raise UserError(f"--beam_size={beam_size} must be >= 0 (0 = greedy/sampling)")
+    run.config.task.update(beam_size=beam_size, alpha=alpha)
+    with jax.set_mesh(run.mesh):
+        return run.task.predict(run.eval_context(), params, lines,
+                                temperature=temperature, seed=seed)
+
+
 def evaluate_workdir(workdir: str, split: str = "validation",
                      max_batches: int | None = None) -> dict[str, float]:
     """The task's metrics for the newest checkpoint in `workdir` on `split`.

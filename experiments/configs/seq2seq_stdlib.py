@@ -14,6 +14,7 @@ Arguments after ':' pick a variant:
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from experiments.configs.gpt_stdlib import model_section
 
@@ -32,6 +33,7 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         len_a=0.0,                 # output limit a * source length + b (b = 0: max_target_len)
         len_b=0,
     ))
+    source_len, target_len = config_dict.FieldReference(128), config_dict.FieldReference(32)
     c.data = ml_collections.ConfigDict(dict(
         source="code",             # code | tsv | files | tfds
         path="",                   # code: .py file or directory (default: the stdlib); tsv
@@ -42,14 +44,15 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         source_key="",             # tfds feature names ("" = the known default)
         target_key="",
         validation_fraction=0.05,
-        max_source_len=128,
-        max_target_len=32,
+        max_source_len=source_len,
+        max_target_len=target_len,
+        seq_len=source_len + target_len,  # tokens per example (throughput figures); derived
         long_examples="truncate",  # truncate | drop
         tokenizer_cache_dir="",
     ))
     c.train = ml_collections.ConfigDict(dict(
-        steps=1500, batch_size=32, grad_accum_steps=1, seed=0, log_every=50, eval_every=500,
-        eval_batches=8, checkpoint_every=500, max_to_keep=3, on_nonfinite="stop",
+        steps=1200, batch_size=32, grad_accum_steps=1, seed=0, log_every=50, eval_every=400,
+        eval_batches=8, checkpoint_every=400, max_to_keep=3, on_nonfinite="stop",
     ))
     # The paper: lr = d^-0.5 * min(step^-0.5, step * warmup^-1.5), i.e. a peak of
     # (d * warmup)^-0.5 at `warmup` then ~ 1/sqrt(step); here the peak is given directly.

@@ -11,12 +11,12 @@ import pytest
 
 from experiments.configs import seq2seq_stdlib
 from tests.models.toy_seq2seq import CONFIG, reversal_batch
-from tests.tasks.seq2seq_harness import train
 from transformer_jax.errors import UserError
+from transformer_jax.generate import decode_from_workdir, evaluate_workdir, task_of_workdir
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.encdec import EncoderDecoder
 from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
-from transformer_jax.train import optim
+from transformer_jax.train import loop, optim
 
 
 def test_label_smoothed_loss_matches_hand_computation():
@@ -60,20 +60,23 @@ def small_config(tmp_path, monkeypatch):
     return c
 
 
-def test_train_evaluate_demo_predict(small_config):
-    task, ctx, params, losses = train(small_config, steps=4)
-    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
-    with jax.set_mesh(ctx.mesh):
-        metrics = task.evaluate(ctx, params)
-        assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
-        assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
-        assert metrics["loss"] == pytest.approx(losses[-1], rel=0.2)
-        demo = task.demo(ctx, params)
-        assert demo.count("reference: ") == 2 and demo.count("output: ") == 2
-        lines = ["def f(x):\n    return x + 1", "", "x" * 10_000]  # empty and over-long
-        outputs = task.predict(ctx, params, lines)
-    assert len(outputs) == 3 and all("\n" not in o for o in outputs)
-    assert task.metadata()["bleu_signature"].startswith("nrefs:1|")
+def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    metrics = loop.train_and_evaluate(small_config, workdir)
+    assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
+    assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
+    demo = capsys.readouterr().out
+    assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
+    assert task_of_workdir(workdir) == "seq2seq"
+    # Empty and over-long inputs decode too; beam and greedy give one line per input.
+    lines = ["def f(x):\\n    return x + 1", "", "x" * 10_000]
+    beam = decode_from_workdir(workdir, lines, beam_size=2)
+    greedy = decode_from_workdir(workdir, lines, beam_size=0)
+    assert len(beam) == len(greedy) == 3 and all("\n" not in o for o in beam + greedy)
+    with pytest.raises(UserError, match="beam_size"):
+        decode_from_workdir(workdir, lines, beam_size=-1)
+    again = evaluate_workdir(workdir, max_batches=2)  # the same as the final eval
+    assert again == pytest.approx(metrics)
 
 
 def test_bad_task_configs_are_clear_errors(small_config):
@@ -84,3 +87,4 @@ def test_bad_task_configs_are_clear_errors(small_config):
     with pytest.raises(UserError, match="data.source='csv' is unknown"):
         task.tokenizer_source()
     assert jnp.asarray(task.init_batch()["source"]).shape == (1, 48)
+    assert task.metadata()["bleu_signature"].startswith("nrefs:1|case:mixed|")

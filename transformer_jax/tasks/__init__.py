@@ -11,8 +11,9 @@ from transformer_jax.tasks.base import BatchIterator, EvalContext, LossFn, Task
 
 def _registry() -> dict[str, type[Task]]:
     from transformer_jax.tasks.lm import LanguageModeling
+    from transformer_jax.tasks.seq2seq import Seq2Seq
 
-    return {cls.name: cls for cls in (LanguageModeling,)}
+    return {cls.name: cls for cls in (LanguageModeling, Seq2Seq)}
 
 
 def task_name(config: ml_collections.ConfigDict) -> str:

@@ -164,8 +164,10 @@ class Seq2Seq(Task):
             results["decoded"] = float(n)
         return results
 
-    def decode_texts(self, ctx: EvalContext, params: Any, texts: Sequence[str]) -> list[str]:
-        """Beam-search (or sampled, task.beam_size=0) outputs for raw source texts.
+    def decode_texts(self, ctx: EvalContext, params: Any, texts: Sequence[str], *,
+                     temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """Beam-search outputs for raw source texts (task.beam_size=0: sampled; greedy at
+        temperature 0).
 
         Texts are decoded in global batches of `ctx.local_batch * process_count` rows; each
         process supplies its rows, so every process makes the same calls and gets all outputs.
@@ -186,7 +188,8 @@ class Seq2Seq(Task):
                 out, _ = beam_search.beam_search(model, params, source, beam_size=task.beam_size,
                                                  alpha=task.alpha, **common)
             else:
-                out = seq2seq_decode.sample(model, params, source, **common)
+                out = seq2seq_decode.sample(model, params, source, temperature=temperature,
+                                            rng=jax.random.key(seed + start), **common)
             outputs.append(ctx.gather(out))
         ids = np.concatenate(outputs)[: len(texts)]
         return [tok.decode(_until_eos(row, tok.eos_id)) for row in ids]
@@ -205,9 +208,16 @@ class Seq2Seq(Task):
             blocks.append(f"source:    {head}\nreference: {reference}\noutput:    {output}")
         return "\n\n".join(blocks)
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
-        """One decoded output per input line (newlines in outputs become spaces)."""
-        return [" ".join(out.split("\n")) for out in self.decode_texts(ctx, params, lines)]
+    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str], *,
+                temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """One decoded output per input line.
+
+        A literal "\\n" in an input line stands for a newline (multi-line sources such as
+        code); newlines in outputs are written as "\\n", so each output is one line.
+        """
+        sources = [line.replace("\\n", "\n") for line in lines]
+        outputs = self.decode_texts(ctx, params, sources, temperature=temperature, seed=seed)
+        return [out.replace("\n", "\\n") for out in outputs]
 
 
 def _until_eos(row: np.ndarray, eos_id: int) -> list[int]:
