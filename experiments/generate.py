@@ -34,8 +34,8 @@ def main(argv):
     del argv
 
     def run():
+        logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
         if task_of_workdir(_WORKDIR.value) == "seq2seq":
-            logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
             if _INPUT.value:
                 try:
                     with open(_INPUT.value, encoding="utf-8") as f:

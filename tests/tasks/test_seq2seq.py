@@ -10,29 +10,30 @@ import numpy as np
 import pytest
 
 from experiments.configs import seq2seq_stdlib
-from tests.models.toy_seq2seq import CONFIG, reversal_batch
+from tests.models.toy_seq2seq import CONFIG, reversal_batch, trained
 from transformer_jax.errors import UserError
-from transformer_jax.generate import decode_from_workdir, evaluate_workdir, task_of_workdir
 from transformer_jax.models.config import from_preset
-from transformer_jax.models.encdec import EncoderDecoder
 from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
 from transformer_jax.train import loop, optim
 
 
 def test_label_smoothed_loss_matches_hand_computation():
-    model = EncoderDecoder(CONFIG.replace(deterministic=True))
+    model, params, _ = trained()
     src, inp, tgt = reversal_batch(np.random.default_rng(0), 2)
-    params = jax.jit(lambda: model.init(jax.random.key(0), src, inp)["params"])()
     batch = {"source": src, "target_inputs": inp, "targets": tgt}
-    loss_sum, weight = jax.jit(seq2seq_loss_fn(model, 0.1))(params, batch, jax.random.key(0))
-    logp = np.asarray(jax.jit(lambda p: jax.nn.log_softmax(
-        model.apply({"params": p}, src, inp)))(params))
+
+    @jax.jit
+    def loss_and_logp(params):
+        loss = seq2seq_loss_fn(model, 0.1)(params, batch, jax.random.key(0))
+        return loss, jax.nn.log_softmax(model.apply({"params": params}, src, inp))
+
+    (loss_sum, weight), logp = loss_and_logp(params)
     v = CONFIG.vocab_size
     hand = 0.0
     for b, t in zip(*np.nonzero(tgt), strict=True):  # padding (target 0) has no weight
         q = np.full(v, 0.1 / v)
         q[tgt[b, t]] += 0.9
-        hand -= float(q @ logp[b, t])
+        hand -= float(q @ np.asarray(logp[b, t]))
     assert float(weight) == np.count_nonzero(tgt)
     np.testing.assert_allclose(float(loss_sum), hand, rtol=1e-5)
 
@@ -57,6 +58,7 @@ def small_config(tmp_path, monkeypatch):
         shutil.copy(f"{stdlib}/{name}", tmp_path / name)
     c = seq2seq_stdlib.get_config("test")
     c.data.update(path=str(tmp_path), validation_fraction=0.3)
+    c.train.update(steps=2, checkpoint_every=2)  # one evaluation, one checkpoint
     return c
 
 
@@ -67,16 +69,20 @@ def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, c
     assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
     demo = capsys.readouterr().out
     assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
-    assert task_of_workdir(workdir) == "seq2seq"
-    # Empty and over-long inputs decode too; beam and greedy give one line per input.
-    lines = ["def f(x):\\n    return x + 1", "", "x" * 10_000]
-    beam = decode_from_workdir(workdir, lines, beam_size=2)
-    greedy = decode_from_workdir(workdir, lines, beam_size=0)
-    assert len(beam) == len(greedy) == 3 and all("\n" not in o for o in beam + greedy)
-    with pytest.raises(UserError, match="beam_size"):
-        decode_from_workdir(workdir, lines, beam_size=-1)
-    again = evaluate_workdir(workdir, max_batches=2)  # the same as the final eval
-    assert again == pytest.approx(metrics)
+    # What experiments.generate/evaluate do (transformer_jax.generate is not imported here:
+    # importing that module replaces the package's `generate` function for later tests).
+    run = loop.setup_run(small_config, workdir)
+    params = loop.restore_state(run).params
+    lines = ["def f(x):\\n    return x + 1", "", "x" * 10_000]  # empty and over-long too
+    with jax.set_mesh(run.mesh):
+        ctx = run.eval_context()
+        beam = run.task.predict(ctx, params, lines)
+        run.config.task.beam_size = 0
+        sampled = run.task.predict(ctx, params, lines, temperature=1.0, seed=3)
+        run.config.task.beam_size = small_config.task.beam_size
+        again = run.task.evaluate(ctx, params)
+    assert len(beam) == len(sampled) == 3 and all("\n" not in o for o in beam + sampled)
+    assert again == pytest.approx(metrics)  # the restored checkpoint evaluates the same
 
 
 def test_bad_task_configs_are_clear_errors(small_config):
