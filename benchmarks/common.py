@@ -76,6 +76,11 @@ def time_alternating(
     return times
 
 
+def command_line(module: str, argv: list[str]) -> str:
+    """The command that reproduces a run (without output-file flags), for the report."""
+    return " ".join(["python -m", module, *(a for a in argv if not a.startswith("--jsonl"))])
+
+
 def emit(record: dict, jsonl: str | None = None) -> None:
     """Prints one measurement as a JSON line (and appends it to `jsonl`)."""
     line = json.dumps(record, sort_keys=True)

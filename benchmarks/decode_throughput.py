@@ -49,12 +49,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
     parser.add_argument("--xla_flags", default="")
     parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--variants", choices=["", "scan", "unrolled"], default="",
+                        help="also time JAX with scanned (or unrolled) layers, alternating")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
     parser.add_argument("--jsonl", default=None)
     parser.add_argument("--no_markdown", action="store_true")
     parser.add_argument("--label", default="")
     args = parser.parse_args(argv)
+    command = common.command_line("benchmarks.decode_throughput",
+                                  sys.argv[1:] if argv is None else argv)
     common.set_xla_flags(args.xla_flags)
     common.pin_cpus(args.cpus)
 
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for batch in (int(b) for b in args.batches.split(",")):
         runs = {"jax": jax_runner(config, batch, args.prompt_len, args.new_tokens)}
+        if args.variants:
+            variant = config.replace(scan_layers=args.variants == "scan")
+            runs[f"jax_{args.variants}"] = jax_runner(variant, batch, args.prompt_len,
+                                                      args.new_tokens)
         if not args.no_torch and torch_reference.is_gpt2_like(config):
             runs["torch"] = torch_reference.generate_runner(
                 config, batch, args.prompt_len, args.new_tokens)
@@ -72,7 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         result = {
             "benchmark": "decode", "label": args.label, "size": args.size, "batch": batch,
             "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
-            "scan_layers": config.scan_layers, "env": common.environment(),
+            "scan_layers": config.scan_layers, "command": command,
+            "env": common.environment(),
         }
         for name, ts in times.items():
             result[f"{name}_tokens_per_s"] = round(batch * args.new_tokens / common.median(ts), 1)
@@ -80,10 +89,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if "torch" in times:
             result["ratio_jax_over_torch"] = round(
                 result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 2)
+        if args.variants:
+            result[f"jax_{args.variants}_vs_default"] = round(
+                result[f"jax_{args.variants}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
         common.emit(result, args.jsonl)
         results.append(result)
     if not args.no_markdown:
-        common.update_section(f"decode_{args.size}" + common.section_suffix(results[0]["env"]),
+        name = f"decode_{args.size}" + ("_variants" if args.variants else "")
+        common.update_section(name + common.section_suffix(results[0]["env"]),
                               markdown(results))
     return results
 
@@ -91,18 +104,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def markdown(results: list[dict]) -> str:
     """The Markdown section of the decoding measurements."""
     r0 = results[0]
-    rows = [[r["batch"], r["jax_tokens_per_s"], r.get("torch_tokens_per_s", "—"),
-             f"**{r['ratio_jax_over_torch']:.2f}x**" if "ratio_jax_over_torch" in r else "—"]
+    variant = next((k[:-len("_tokens_per_s")] for k in r0
+                    if k.startswith("jax_") and k.endswith("_tokens_per_s")
+                    and k != "jax_tokens_per_s"), None)
+    rows = [[r["batch"], r["jax_tokens_per_s"]]
+            + ([f"{r[f'{variant}_tokens_per_s']} ({r[f'{variant}_vs_default']:.2f}x)"]
+               if variant else [])
+            + [r.get("torch_tokens_per_s", "—"),
+               f"**{r['ratio_jax_over_torch']:.2f}x**" if "ratio_jax_over_torch" in r else "—"]
             for r in results]
+    header = (["batch", f"JAX generate (jit while_loop), scan_layers={r0['scan_layers']}"]
+              + ([f"JAX, scan_layers={not r0['scan_layers']}"] if variant else [])
+              + ["PyTorch model.generate", "JAX / PyTorch"])
     return "\n".join([
         f"### Decoding throughput: `{r0['size']}`, greedy, prompt {r0['prompt_len']}, "
         f"{r0['new_tokens']} new tokens",
         "",
-        f"Command: `python -m benchmarks.decode_throughput --size={r0['size']}`. "
+        f"Command: `{r0['command']}`. "
         f"scan_layers={r0['scan_layers']}. New tokens/s, median of alternating calls.",
         "",
-        common.table(["batch", "JAX generate (jit while_loop)",
-                      "PyTorch model.generate", "JAX / PyTorch"], rows),
+        common.table(header, rows),
         "",
         f"Environment: {common.environment_markdown(r0['env'])}.",
     ])

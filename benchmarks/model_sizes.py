@@ -38,8 +38,8 @@ def plot(results: list[dict], path: Path = PLOT) -> None:
     ax.set_xlabel("matmul parameters (M)")
     ax.set_ylabel("training tokens/s")
     env = results[0]["env"]
-    ax.set_title(f"batch 8 x seq 256, float32, {env['cpu_count']}-core {env['cpu']}",
-                 fontsize=9)
+    ax.set_title(f"batch 8 x seq 256, float32, {env['cores_used']} of {env['cpu_count']} "
+                 f"cores of {env['cpu']}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -51,8 +51,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--sizes", default="tiny,reference,gpt2_small")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--cpus", type=int, default=0,
+                        help="pin both implementations to this many cores (0: all)")
     parser.add_argument("--jsonl", default=None)
     args = parser.parse_args(argv)
+    common.pin_cpus(args.cpus)
     results = []
     for size in args.sizes.split(","):
         flags = [f"--size={size}", "--steps=1", f"--reps={args.reps}", "--no_markdown",
@@ -65,10 +68,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
              f"{r['torch_mfu']:.1%}" if "torch_mfu" in r else "—",
              f"{r['ratio_jax_over_torch']:.2f}x" if "ratio_jax_over_torch" in r else "—"]
             for r in results]
-    common.update_section("model_sizes", "\n".join([
-        "### Training tokens/s vs model size (batch 8, seq 256, float32)",
+    common.update_section("model_sizes" + common.section_suffix(results[0]["env"]), "\n".join([
+        f"### Training tokens/s vs model size (batch 8, seq 256, float32, "
+        f"{results[0]['env']['cores_used']} core(s))",
         "",
-        "Command: `python -m benchmarks.model_sizes`. One optimizer step per timed call, "
+        f"Command: `python -m benchmarks.model_sizes --cpus={args.cpus}`. One optimizer step "
+        "per timed call, "
         f"{args.reps} alternating calls per implementation after one warm-up call; medians.",
         "",
         common.table(["size", "matmul params (M)", "JAX tokens/s", "JAX MFU",

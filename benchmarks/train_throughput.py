@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no_markdown", action="store_true")
     parser.add_argument("--label", default="", help="a name for this run in the JSON line")
     args = parser.parse_args(argv)
+    command = common.command_line("benchmarks.train_throughput",
+                                  sys.argv[1:] if argv is None else argv)
     if args.gpu:
         args.size, args.seq_len, args.no_torch = "gpt_1b", 2048, True
     common.set_xla_flags(args.xla_flags)
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         "remat_policy": config.remat_policy, "attention_impl": config.attention_impl,
         "donate": not args.no_donate, "params_matmul": flops.matmul_params(config),
         "flops_per_token": flops_per_token, "peak_flops": peak, "peak_source": peak_source,
-        "jax_compile_s": round(compile_s["jax"], 2), "env": env,
+        "jax_compile_s": round(compile_s["jax"], 2), "command": command, "env": env,
     }
     for name, ts in times.items():
         tps = tokens / common.median(ts)
@@ -222,8 +224,7 @@ def variants_markdown(r: dict, variants: list[str]) -> str:
         f"### What each change contributes: `{r['size']}`, batch {r['batch']}, seq "
         f"{r['seq_len']}, {r['dtype']} (JAX variants alternating in one process)",
         "",
-        f"Command: `python -m benchmarks.train_throughput --size={r['size']} --no_torch "
-        f"--variants={','.join(variants[1:])}`. default = scan_layers={r['scan_layers']}, "
+        f"Command: `{r['command']}`. default = scan_layers={r['scan_layers']}, "
         f"remat={r['remat_policy']}, state donated, no extra XLA options.",
         "",
         common.table(["variant", "change", "tokens/s (median)", "vs default",
@@ -246,7 +247,7 @@ def markdown(r: dict) -> str:
         f"### Training throughput: `{r['size']}`, batch {r['batch']}, seq {r['seq_len']}, "
         f"{r['dtype']}",
         "",
-        f"Command: `python -m benchmarks.train_throughput --size={r['size']}`. "
+        f"Command: `{r['command']}`. "
         f"scan_layers={r['scan_layers']}, remat={r['remat_policy']}, "
         f"attention={r['attention_impl']}, donation={r['donate']}; JAX compile "
         f"{r['jax_compile_s']} s. FLOPs/token {r['flops_per_token'] / 1e6:.1f} M; peak "
