@@ -151,7 +151,7 @@ def mask_tokens(
     tokens = ids.copy()
     if not len(candidates):
         return tokens, weights
-    count = max(1, int(round(MASK_RATE * len(candidates))))
+    count = max(1, round(MASK_RATE * len(candidates)))
     chosen = rng.choice(candidates, size=count, replace=False)
     weights[chosen] = 1.0
     u = rng.random(count)
