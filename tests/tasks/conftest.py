@@ -1,6 +1,8 @@
 """Fixtures for BERT task tests: tiny configs, tokenizers with [CLS]/[SEP]/[MASK], training."""
 
 import functools
+import pathlib
+import sysconfig
 
 import flax.linen as nn
 import jax
@@ -15,11 +17,12 @@ from transformer_jax.tasks.encoder import eval_context
 from transformer_jax.train.state import TrainState
 from transformer_jax.train.step import train_step
 
+STDLIB = pathlib.Path(sysconfig.get_paths()["stdlib"])
 
-def tiny_config(task: str, vocab_size: int = 384, **data):
+
+def tiny_config(task: str, **data):
     """The `:test` BERT config for `task`, with a smaller sequence length."""
     c = bert_stdlib.bert_config(task, "test", **data)
-    c.model.vocab_size = vocab_size
     c.data.seq_len = 32
     c.model.max_len = 32
     return c
@@ -31,9 +34,12 @@ def model_config(c):
 
 
 def make_tokenizer(task) -> tokenizer.Tokenizer:
-    """A tokenizer of the task's vocabulary size trained on its tokenizer source."""
+    """A tokenizer of the task's vocabulary size: its tokenizer source, then some stdlib code
+    (so that small test corpora still have enough text for the vocabulary)."""
     source = task.tokenizer_source()
-    return tokenizer.train_tokenizer((source[i] for i in range(len(source))),
+    texts = [source[i] for i in range(len(source))]
+    texts += [(STDLIB / name).read_text() for name in ("string.py", "textwrap.py", "csv.py")]
+    return tokenizer.train_tokenizer(texts,
                                      task.model_config.vocab_size,
                                      max_chars=100_000,
                                      user_defined_symbols=bert_pretrain.SPECIAL_TOKENS)

@@ -36,7 +36,7 @@ def data_dir(tmp_path):
 
 
 def test_trains_and_evaluates(data_dir, context):
-    c = tiny_config("classify", 290, source="local", path=str(data_dir / "train.csv"),
+    c = tiny_config("classify", source="local", path=str(data_dir / "train.csv"),
                     validation_path=str(data_dir / "dev.tsv"))
     c.train.eval_batches = None
     task = SequenceClassification(c, model_config(c))
@@ -54,7 +54,7 @@ def test_trains_and_evaluates(data_dir, context):
 def test_local_formats_and_pairs(tmp_path):
     (tmp_path / "d.jsonl").write_text(
         "\n".join(json.dumps({"q": f"x{i}", "q2": f"y{i}", "y": str(i % 3)}) for i in range(60)))
-    c = tiny_config("classify", 290, source="local", path=str(tmp_path / "d.jsonl"), text_key="q",
+    c = tiny_config("classify", source="local", path=str(tmp_path / "d.jsonl"), text_key="q",
                     text_b_key="q2", label_key="y", validation_fraction=0.3)
     train_records = classify.make_records(c.data, "train")
     validation = classify.make_records(c.data, "validation")
@@ -70,7 +70,7 @@ def test_local_formats_and_pairs(tmp_path):
 
 
 def test_pair_features(data_dir):
-    c = tiny_config("classify", 290, source="local", path=str(data_dir / "train.csv"))
+    c = tiny_config("classify", source="local", path=str(data_dir / "train.csv"))
     task = SequenceClassification(c, model_config(c))
     tok = make_tokenizer(task)
     features = classify.ClassificationFeatures(task.train_records, tok, 32)
@@ -85,7 +85,7 @@ def test_pair_features(data_dir):
 
 
 def test_bad_inputs(tmp_path, data_dir):
-    c = tiny_config("classify", 290, source="local", path=str(data_dir / "train.csv"),
+    c = tiny_config("classify", source="local", path=str(data_dir / "train.csv"),
                     label_key="category")
     with pytest.raises(UserError, match="no column 'category'.*columns: \\['label', 'text'\\]"):
         classify.make_records(c.data, "train")

@@ -32,7 +32,7 @@ BRUSSELS NNP B-NP B-LOC
 def conll(tmp_path):
     (tmp_path / "train.conll").write_text(CONLL * 20)
     (tmp_path / "dev.conll").write_text(CONLL)
-    c = tiny_config("tagging", 300, source="local", path=str(tmp_path / "train.conll"),
+    c = tiny_config("tagging", source="local", path=str(tmp_path / "train.conll"),
                     validation_path=str(tmp_path / "dev.conll"))
     return c, tmp_path
 

@@ -116,14 +116,15 @@ class Features:
       tokenizer: with [CLS] and [SEP].
       seq_len: T.
       doc_stride: tokens between the starts of consecutive windows of one context.
-      max_question_tokens: questions are cut to this many tokens.
+      max_question_tokens: questions are cut to this many tokens (default: 64 or half of T).
     """
 
     def __init__(self, questions: list[Question], tokenizer: Tokenizer, seq_len: int,
-                 doc_stride: int, max_question_tokens: int = 64):
+                 doc_stride: int, max_question_tokens: int | None = None):
         self.questions, self.tokenizer, self.seq_len = questions, tokenizer, seq_len
         self.cls, self.sep = tokenizer.piece_id("[CLS]"), tokenizer.piece_id("[SEP]")
-        self.max_question_tokens = max_question_tokens
+        if max_question_tokens is None:
+            max_question_tokens = min(64, seq_len // 2)
         rows = []  # (question, window start in context tokens)
         contexts: dict[str, tuple[list[int], np.ndarray]] = {}
         self.encoded = []
