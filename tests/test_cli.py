@@ -62,6 +62,25 @@ def test_generate_prints_a_continuation(trained):
     assert result.stdout.startswith("import ")
 
 
+def test_evaluate_prints_json_metrics_and_predict_a_line_per_input(trained):
+    workdir, _, cache, _ = trained
+    result = run("experiments.evaluate", f"--workdir={workdir}", "--max_batches=2",
+                 env_cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"loss", "perplexity", "bits_per_byte"} <= set(metrics)
+    # The run's last eval used the same 2 batches: the numbers agree.
+    last_eval = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()
+                 if '"eval"' in x][-1]
+    assert metrics["loss"] == pytest.approx(last_eval["loss"], rel=1e-5)
+    inputs = workdir.parent / "inputs.txt"
+    inputs.write_text("def f(x):\nimport os\n")
+    result = run("experiments.predict", f"--workdir={workdir}", f"--input_file={inputs}",
+                 env_cache=cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 2
+
+
 def test_summary_is_json_from_shapes():
     result = run("experiments.summary", "--config.model.preset=gpt2_small",
                  "--config.mesh.data=1", "--config.mesh.fsdp=-1", env_cache=pathlib.Path("/tmp"))

@@ -150,13 +150,13 @@ class TrainingFailedError(Exception):
 
 
 def _train(workdir: pathlib.Path, corpus_dir: pathlib.Path, cache: pathlib.Path,
-           processes: int) -> str:
+           processes: int, *extra: str) -> str:
     """Runs the `:test` config (6 steps, global batch 8 on a data-parallel mesh of 4 devices)
     as `processes` processes; returns the output. Raises with the output if it fails."""
     command = [sys.executable, "-m", "experiments.train",
                "--config=experiments/configs/gpt_stdlib.py:test", f"--workdir={workdir}",
                "--config.data.source=local", f"--config.data.path={corpus_dir}",
-               "--config.data.validation_fraction=0.2", "--config.mesh.data=-1"]
+               "--config.data.validation_fraction=0.2", "--config.mesh.data=-1", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     # A shared persistent compilation cache: the resumed runs reuse the straight runs'
     # executables (the same programs), which saves a third of this test's time.
@@ -201,7 +201,10 @@ def runs(tmp_path_factory, corpus):  # noqa: F811
     # next run both load it instead of racing to train it.
     for name, processes in (("one", 1), ("two", 2)):
         start = time.perf_counter()
-        _train(root / name, corpus, cache, processes)
+        # The data stream in 2 shards: the 2-process run (default: a shard per process) reads
+        # one each; the 1-process run reads both, so both train on the same batches.
+        _train(root / name, corpus, cache, processes,
+               *(["--config.data.num_shards=2"] if processes == 1 else []))
         timings[name] = time.perf_counter() - start
     print(f"\nstraight runs: 1 process {timings['one']:.1f} s, 2 processes {timings['two']:.1f} s")
     return root, corpus, cache
@@ -223,6 +226,6 @@ def test_checkpoint_resumes_on_another_process_count(runs, written_by, resumed_b
     workdir = root / f"{name[written_by]}_resumed_by_{name[resumed_by]}"
     shutil.copytree(root / name[written_by], workdir)
     shutil.rmtree(workdir / "checkpoints" / "6")  # resume from step 3, redo steps 4-6
-    output = _train(workdir, corpus_dir, cache, resumed_by)
+    output = _train(workdir, corpus_dir, cache, resumed_by)  # num_shards: the checkpoint's
     assert "resumed from step 3" in output
     _assert_same_losses(workdir, root / "one")

@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from transformer_jax import distributed
 from transformer_jax.errors import UserError
 
 
@@ -122,10 +123,11 @@ class Checkpointer:
                 step,
                 args=ocp.args.Composite(
                     state=ocp.args.StandardSave(state),
-                    # Taken now, so an async write can't see a later state. The pipeline's
-                    # state is the same on every process and for any process count, so one
-                    # JSON copy resumes on any number of processes.
-                    data=ocp.args.JsonSave(data_iterator.get_state()),
+                    # Taken now, so an async write can't see a later state. Merged over the
+                    # processes (each holds its data shards'), one JSON copy resumes on any
+                    # process count.
+                    data=ocp.args.JsonSave(
+                        distributed.merge_process_states(data_iterator.get_state())),
                     meta=ocp.args.JsonSave(metadata),
                 ),
                 force=force,

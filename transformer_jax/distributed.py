@@ -21,9 +21,11 @@ between processes use gloo (JAX's CPU default).
 
 from __future__ import annotations
 
+import json
 import os
 
 import jax
+import numpy as np
 from absl import logging
 
 # JAX has no public "is this a Cloud TPU VM?" query; this flag, set when `import jax` finds
@@ -133,3 +135,33 @@ def _slurm_task_count() -> int:
 
 def _show(values: tuple[str | int | None, ...]) -> str:
     return ", ".join("unset" if value is None else repr(value) for value in values)
+
+
+def any_process(flag: bool) -> bool:
+    """True on every process if `flag` is True on any (a collective: all must call it)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.process_allgather(np.asarray(flag, np.int32)).any())
+
+
+def merge_process_states(state: dict) -> dict:
+    """One data-iterator state from every process's (a collective: all must call it).
+
+    States with a "shards" dict (data/pipeline.py: each process holds its own shards') are
+    merged; any other state is the same on every process (data/batching.py) and kept as is.
+    """
+    if jax.process_count() == 1 or "shards" not in state:
+        return state
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(state).encode("utf-8"), np.uint8)
+    lengths = multihost_utils.process_allgather(np.asarray([data.size], np.int64))
+    padded = np.zeros(int(lengths.max()), np.uint8)
+    padded[: data.size] = data
+    everyone = multihost_utils.process_allgather(padded)
+    merged = {**state, "shards": {}}
+    for row, (length,) in zip(everyone, lengths, strict=True):
+        merged["shards"].update(json.loads(bytes(row[: int(length)]).decode("utf-8"))["shards"])
+    return merged

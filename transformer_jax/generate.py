@@ -9,6 +9,7 @@ import ml_collections
 
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax.errors import UserError
+from transformer_jax.tasks import lm
 from transformer_jax.train import loop
 
 
@@ -44,9 +45,34 @@ def generate_from_workdir(
 ) -> str:
     """The text continuing `prompt`, sampled from the newest checkpoint in `workdir`."""
     run, params = load_run(workdir)
+    if run.task.name != "lm":
+        raise UserError(f"{workdir} holds a {run.task.name!r} run: generate continues text "
+                        "for language models; use experiments.predict")
     sample = ml_collections.ConfigDict(dict(
         max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
         seed=seed,
     ))
     with jax.set_mesh(run.mesh):
-        return loop.sample_text(run, params, prompt, sample)
+        return lm.sample_text(run.model_config, run.tokenizer, params, prompt, sample)
+
+
+def evaluate_workdir(workdir: str, split: str = "validation",
+                     max_batches: int | None = None) -> dict[str, float]:
+    """The task's metrics for the newest checkpoint in `workdir` on `split`.
+
+    Args:
+      workdir: a training run's directory.
+      split: "validation", "train" or "test" (where the data source has it).
+      max_batches: evaluate at most this many batches (None: the whole split).
+    """
+    run, params = load_run(workdir)
+    run.config.train.eval_batches = max_batches
+    with jax.set_mesh(run.mesh):
+        return run.task.evaluate(run.eval_context(), params, split)
+
+
+def predict_workdir(workdir: str, lines: list[str]) -> list[str]:
+    """One prediction per input line from the newest checkpoint in `workdir`."""
+    run, params = load_run(workdir)
+    with jax.set_mesh(run.mesh):
+        return run.task.predict(run.eval_context(), params, lines)

@@ -31,6 +31,9 @@ def model_section(preset: str) -> ml_collections.ConfigDict:
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
+    c.task = ml_collections.ConfigDict({"name": "lm"})  # see transformer_jax/tasks/
+    # A training workdir whose weights initialize the matching parts of this model.
+    c.init_from = ""
     c.model = model_section("gpt_tiny")
 
     c.data = ml_collections.ConfigDict(dict(
@@ -40,6 +43,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         tfds_data_dir="",
         text_key="text",
         validation_fraction=0.02,
+        # Virtual data shards; each process reads only its own. 0 = the checkpoint's count,
+        # else one per process. Resuming on another process count needs one dividing it.
+        num_shards=0,
         seq_len=256,
         tokenizer_cache_dir="",   # default: $TRANSFORMER_JAX_CACHE or ~/.cache/transformer_jax
     ))

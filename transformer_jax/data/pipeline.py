@@ -19,7 +19,7 @@ ahead; iterator state (`get_state`/`set_state`, or `grain.checkpoint`) resumes e
 """
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grain
 import numpy as np
@@ -100,32 +100,98 @@ def _pack_and_batch(
     )
 
 
-def _check_shapes(seq_len: int, batch_size: int, process_index: int, process_count: int):
+def _check_shapes(seq_len: int, batch_size: int, process_index: int, process_count: int,
+                  num_shards: int) -> None:
     if seq_len < 1 or batch_size < 1:
         raise UserError(f"seq_len={seq_len} and batch_size={batch_size} must both be >= 1")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    if num_shards % process_count or (batch_size * process_count) % num_shards:
+        raise UserError(
+            f"data.num_shards={num_shards} must be a multiple of the process count "
+            f"{process_count} and divide the global batch {batch_size * process_count}"
+        )
 
 
-def _this_process_rows(
-    documents: grain.MapDataset, seq_len: int, batch_size: int, process_index: int,
-    process_count: int, drop_remainder: bool,
-) -> grain.IterDataset:
-    """Tokenized documents -> this process's rows of every global batch.
+def _my_shards(num_shards: int, process_index: int, process_count: int) -> range:
+    per_process = num_shards // process_count
+    return range(process_index * per_process, (process_index + 1) * per_process)
 
-    Every process packs the same global stream into global batches of
-    batch_size * process_count rows and keeps rows [p * batch_size, (p + 1) * batch_size):
-    the block of the global array that `make_array_from_process_local_data` takes from
-    process p. So each step's global batch, and the iterator state (that of the global
-    stream, equal on all processes), do not depend on process_count: N processes train on
-    exactly the batches of 1 process, and a checkpoint of either resumes the other's data
-    order. The price is that every process tokenizes every document (a few M tokens/s per
-    thread, far more than one host trains on, unless there are very many hosts).
+
+class _ShardedBatches:
+    """An iterable over this process's rows of each global batch, built from its shards.
+
+    Global batch g is the concatenation over shards s = 0..V-1 of shard s's batch g (each
+    G / V rows). Process p owns shards [p V / P, (p + 1) V / P), so its rows are exactly the
+    block `jax.make_array_from_process_local_data` takes from it.
     """
-    global_batches = _pack_and_batch(documents, seq_len, batch_size * process_count,
-                                     drop_remainder)
-    mine = slice(process_index * batch_size, (process_index + 1) * batch_size)
-    return global_batches.map(lambda batch: {key: rows[mine] for key, rows in batch.items()})
+
+    def __init__(self, make_shard, shards: range, num_shards: int, rows_per_shard: int):
+        self._make_shard, self._shards, self._num_shards = make_shard, shards, num_shards
+        self._rows = rows_per_shard
+
+    def __iter__(self) -> "_ShardedIterator":
+        return _ShardedIterator([iter(self._make_shard(s)) for s in self._shards],
+                                self._shards, self._num_shards, self._rows)
+
+
+class _ShardedIterator:
+    """Concatenates its shards' batches; state = {"num_shards": V, "shards": {s: state}}.
+
+    `get_state` holds this process's shards only; the checkpointer merges the processes'
+    states into one (checkpoint.merge_process_states) and `set_state` takes its shards from
+    a merged state, so a checkpoint resumes on any process count that divides V.
+    """
+
+    def __init__(self, iterators: list, shards: range, num_shards: int, rows_per_shard: int):
+        self._iterators, self._shards, self._num_shards = iterators, shards, num_shards
+        self._rows = rows_per_shard
+        self.exhausted = [False] * len(iterators)
+
+    def __iter__(self) -> "_ShardedIterator":
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        parts = []
+        for i, it in enumerate(self._iterators):
+            try:
+                parts.append(next(it))
+            except StopIteration:
+                self.exhausted[i] = True
+                parts.append(None)
+        if all(self.exhausted):
+            raise StopIteration
+        template = next(p for p in parts if p is not None)
+        batch = {}
+        for key, value in template.items():
+            # A shard's short last batch (one pass) and a finished shard are zero-padded.
+            blocks = np.zeros((len(parts), self._rows, *value.shape[1:]), value.dtype)
+            for i, part in enumerate(parts):
+                if part is not None:
+                    blocks[i, : len(part[key])] = part[key]
+            batch[key] = blocks.reshape(-1, *value.shape[1:])
+        return batch
+
+    def get_state(self) -> dict:
+        return {"num_shards": self._num_shards,
+                "shards": {str(s): it.get_state() for s, it in zip(self._shards,
+                                                                    self._iterators,
+                                                                    strict=True)}}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("num_shards") != self._num_shards:
+            raise UserError(
+                f"the checkpoint's data stream has {state.get('num_shards')} shards but this "
+                f"run has data.num_shards={self._num_shards}: set "
+                f"--config.data.num_shards={state.get('num_shards')} (a multiple of the "
+                "process count) to resume it"
+            )
+        for s, it in zip(self._shards, self._iterators, strict=True):
+            it.set_state(state["shards"][str(s)])
+
+    def close(self) -> None:
+        for it in self._iterators:
+            it.close()
 
 
 def lm_dataset(
@@ -139,9 +205,17 @@ def lm_dataset(
     repeat: bool = True,
     process_index: int = 0,
     process_count: int = 1,
+    num_shards: int | None = None,
     drop_remainder: bool = True,
-) -> grain.IterDataset:
-    """Training batches: documents shuffled, packed, batched; this process's rows of each.
+) -> _ShardedBatches:
+    """Training batches: documents shuffled, split into shards, each packed and batched.
+
+    The shuffled document stream is dealt round-robin into `num_shards` virtual shards
+    (document i goes to shard i mod V); each shard is tokenized and packed on its own, and
+    contributes G / V rows (G = batch_size * process_count) to every global batch. A process
+    reads and tokenizes only the documents of its own V / P shards. The global batches
+    depend on V but not on the process count, so N processes train on exactly the batches of
+    1 process with the same V, and a checkpoint resumes on any process count dividing V.
 
     Args:
       source: documents.
@@ -151,19 +225,19 @@ def lm_dataset(
       seed: shuffle seed in [0, 2**32); each epoch is shuffled differently.
       shuffle: shuffle document order.
       repeat: cycle forever (training) instead of one pass.
-      process_index: this process's number; it yields rows [process_index * batch_size,
-        (process_index + 1) * batch_size) of each global batch of the stream that every
-        process packs alike, so the global batches do not depend on process_count.
+      process_index: this process's number.
       process_count: number of processes.
-      drop_remainder: drop a final global batch with fewer than batch_size * process_count
-        rows (one pass only); if kept, a process's share of it may be short, even empty.
+      num_shards: V, a multiple of process_count dividing the global batch; default
+        process_count.
+      drop_remainder: drop a shard's final short batch (one pass only).
 
     Returns:
-      An `IterDataset` of dicts with int32 [batch_size, seq_len] arrays `inputs`, `targets`,
-      `segment_ids`, `positions`. Its iterators' `get_state()`/`set_state()` resume exactly,
-      and the state is the same on every process and for every process_count.
+      An iterable whose iterators yield dicts of int32 [batch_size, seq_len] arrays `inputs`,
+      `targets`, `segment_ids`, `positions`, with `get_state()`/`set_state()` that resume
+      exactly (see `_ShardedIterator`).
     """
-    _check_shapes(seq_len, batch_size, process_index, process_count)
+    num_shards = num_shards or process_count
+    _check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
     documents = grain.MapDataset.source(source)
     if not len(documents):
         raise UserError(f"{source.name} {source.split} split has no documents")
@@ -171,8 +245,14 @@ def lm_dataset(
         documents = documents.shuffle(seed=seed)
     if repeat:
         documents = documents.repeat()
-    return _this_process_rows(documents.map(_Tokenize(tokenizer)), seq_len, batch_size,
-                              process_index, process_count, drop_remainder)
+    rows_per_shard = batch_size * process_count // num_shards
+
+    def make_shard(shard: int) -> grain.IterDataset:
+        return _pack_and_batch(documents[shard::num_shards].map(_Tokenize(tokenizer)), seq_len,
+                               rows_per_shard, drop_remainder)
+
+    return _ShardedBatches(make_shard, _my_shards(num_shards, process_index, process_count),
+                           num_shards, rows_per_shard)
 
 
 def lm_eval_batches(
@@ -184,13 +264,16 @@ def lm_eval_batches(
     max_batches: int | None = None,
     process_index: int = 0,
     process_count: int = 1,
+    num_shards: int | None = None,
+    any_process: Callable[[bool], bool] = bool,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Evaluation batches: one deterministic pass in source order, padded, equal per process.
+    """Evaluation batches: one deterministic pass in source order, sharded as `lm_dataset`.
 
-    Rows are split between processes as in `lm_dataset`, so all processes yield the same
-    number of batches (a jitted step over a global array needs every process to join each
-    call) and the rows evaluated do not depend on process_count. Rows past the end are all
-    zeros (segment_ids 0, to be ignored).
+    Each process packs only its shards' documents. A shard that runs out contributes
+    all-zero rows (segment_ids 0, to be ignored) until every shard of every process has
+    run out, so all processes yield the same number of batches (a jitted step over a global
+    array needs every process to join each call); the rows evaluated depend on num_shards,
+    not on the process count.
 
     Args:
       source: documents.
@@ -200,21 +283,33 @@ def lm_eval_batches(
       max_batches: stop after this many batches; None = the whole source.
       process_index: this process's number.
       process_count: number of processes.
+      num_shards: as in `lm_dataset`.
+      any_process: maps "this process has rows left" to "some process has"; with several
+        processes pass `distributed.any_process` (a tiny collective per batch).
 
     Yields:
       Dicts of int32 [batch_size, seq_len] arrays, keys as in `lm_dataset`.
     """
-    _check_shapes(seq_len, batch_size, process_index, process_count)
+    num_shards = num_shards or process_count
+    _check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
     documents = grain.MapDataset.source(source).map(_Tokenize(tokenizer))
-    iterator = iter(_this_process_rows(documents, seq_len, batch_size, process_index,
-                                       process_count, drop_remainder=False))
+    rows_per_shard = batch_size * process_count // num_shards
+    iterator = iter(_ShardedBatches(
+        lambda shard: _pack_and_batch(documents[shard::num_shards], seq_len, rows_per_shard,
+                                      drop_remainder=False),
+        _my_shards(num_shards, process_index, process_count), num_shards, rows_per_shard,
+    ))
+    zeros = {key: np.zeros((batch_size, seq_len), np.int32) for key in BATCH_KEYS}
     try:
-        for batch in itertools.islice(iterator, max_batches):
+        for _ in itertools.islice(itertools.count(), max_batches):
+            batch = next(iterator, None)
+            if not any_process(batch is not None):
+                return
             padded = {}
             for key in BATCH_KEYS:
-                rows = batch[key]
-                padded[key] = np.zeros((batch_size, seq_len), dtype=np.int32)
-                padded[key][: len(rows)] = rows
+                padded[key] = zeros[key].copy()
+                if batch is not None:
+                    padded[key][: len(batch[key])] = batch[key]
             yield padded
     finally:
         # Stops the prefetch threads now, also when the caller leaves the loop early.

@@ -1,0 +1,34 @@
+r"""Evaluate a training run's newest checkpoint; prints one JSON object of metrics.
+
+  python -m experiments.evaluate --workdir=runs/gpt_stdlib [--split=validation]
+      [--max_batches=N]
+
+The task, model and data come from the checkpoint's recorded config. By default the whole
+split is evaluated (training evaluates `train.eval_batches` batches only).
+"""
+
+import json
+
+from absl import app, flags, logging
+
+from experiments import common
+from transformer_jax.generate import evaluate_workdir
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
+_SPLIT = flags.DEFINE_string("split", "validation", "Data split: validation, train or test.")
+_MAX_BATCHES = flags.DEFINE_integer("max_batches", None, "Evaluate at most this many batches.")
+
+
+def main(argv):
+    del argv
+
+    def run():
+        logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
+        print(json.dumps(evaluate_workdir(_WORKDIR.value, _SPLIT.value, _MAX_BATCHES.value),
+                         sort_keys=True))
+
+    common.run_main(run)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=common.parse_flags)

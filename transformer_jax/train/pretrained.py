@@ -1,0 +1,126 @@
+"""`config.init_from`: start a run from another run's weights (fine-tuning).
+
+The new model's top-level parameter subtrees that also exist in the pretrained checkpoint
+(e.g. the `bert` encoder of a classifier, from a `BertForPretraining` run) are loaded from
+it; the rest (new heads) keep their fresh initialization. Only those subtrees are read
+(Orbax partial restore), straight into the new run's shardings. The tokenizer comes along:
+a fine-tuning run uses the pretraining run's `tokenizer.model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax.errors import UserError
+from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """A located pretraining checkpoint.
+
+    Attributes:
+      workdir: the pretraining run's directory (holds tokenizer.model).
+      checkpointer: its checkpoints.
+      step: the newest step with readable metadata.
+      meta: that step's metadata (model config, task, ...).
+    """
+
+    workdir: pathlib.Path
+    checkpointer: checkpoint_lib.Checkpointer
+    step: int
+    meta: dict
+
+
+def locate(path: str, model_config: ModelConfig) -> Pretrained:
+    """Finds the checkpoint for `config.init_from=path` and checks it fits `model_config`.
+
+    Args:
+      path: a training workdir, or its `checkpoints` directory.
+      model_config: the new run's model config.
+
+    Raises:
+      UserError: no checkpoint there, or a shape field (vocab, sizes, ...) differs.
+    """
+    given = pathlib.Path(path).expanduser().absolute()
+    directory = given if given.name == "checkpoints" else given / "checkpoints"
+    found = checkpoint_lib.Checkpointer(directory).read_metadata()
+    if found is None:
+        raise UserError(
+            f"config.init_from={path!r}: no checkpoint in {directory}; give a training workdir"
+        )
+    step, meta = found
+    saved = meta.get("model", {})
+    for field in SHAPE_FIELDS:
+        if field in saved and field != "scan_layers" and saved[field] != getattr(model_config,
+                                                                                   field):
+            raise UserError(
+                f"config.init_from={path!r} has model.{field}={saved[field]!r} but this config "
+                f"says {getattr(model_config, field)!r}: use the same preset and vocab_size"
+            )
+    if saved.get("scan_layers", model_config.scan_layers) != model_config.scan_layers:
+        raise UserError(
+            f"config.init_from={path!r} was trained with model.scan_layers="
+            f"{saved['scan_layers']}: set --config.model.scan_layers={saved['scan_layers']}"
+        )
+    return Pretrained(directory.parent, checkpoint_lib.Checkpointer(directory), step, meta)
+
+
+def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with every top-level subtree the checkpoint also has replaced by its values.
+
+    Args:
+      pretrained: from `locate`.
+      params: the freshly initialized (sharded) parameters of the new model.
+
+    Returns:
+      The merged parameters, with the shardings of `params`.
+
+    Raises:
+      UserError: nothing in common, or a shared subtree has other shapes.
+    """
+    manager = ocp.CheckpointManager(
+        pretrained.checkpointer.directory,
+        item_handlers={"state": ocp.PyTreeCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
+        options=ocp.CheckpointManagerOptions(read_only=True),
+    )
+    saved_params = manager.item_metadata(pretrained.step)["state"]["params"]
+    shared = sorted(set(params) & set(saved_params))
+    if not shared:
+        raise UserError(
+            f"config.init_from={str(pretrained.workdir)!r}: its parameters "
+            f"({', '.join(sorted(saved_params))}) share nothing with this model's "
+            f"({', '.join(sorted(params))})"
+        )
+    for name in shared:
+        mine = jax.tree_util.tree_flatten_with_path(params[name])[0]
+        theirs = dict(jax.tree_util.tree_flatten_with_path(saved_params[name])[0])
+        for key, leaf in mine:
+            other = theirs.get(key)
+            if other is None or tuple(other.shape) != leaf.shape:
+                raise UserError(
+                    f"config.init_from={str(pretrained.workdir)!r}: parameter "
+                    f"{name}{jax.tree_util.keystr(key)} has shape "
+                    f"{None if other is None else tuple(other.shape)} there but {leaf.shape} here"
+                )
+    target = {"params": {
+        name: jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[name]
+        ) for name in shared
+    }}
+    restored = manager.restore(
+        pretrained.step,
+        args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+            item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+            partial_restore=True,
+        )),
+    )["state"]["params"]
+    manager.close()
+    return {**params, **{name: restored[name] for name in shared}}
