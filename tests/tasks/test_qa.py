@@ -43,6 +43,7 @@ def test_token_offsets_cover_the_text(config):
     task = QuestionAnswering(config, model_config(config))
     tok = make_tokenizer(task)
     ids, offsets = qa.token_offsets(tok, CONTEXT)
+    assert len(ids) == len(offsets)
     assert offsets[0, 0] == 0 and offsets[-1, 1] == len(CONTEXT)
     assert (offsets[1:, 0] >= offsets[:-1, 0]).all() and (offsets[:, 1] >= offsets[:, 0]).all()
     # Consecutive tokens tile the text (a multi-byte character may span several byte pieces).

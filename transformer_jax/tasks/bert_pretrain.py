@@ -59,7 +59,8 @@ class BertPretraining(EncoderTask):
     def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
                  ) -> dict[str, float]:
         # A fixed masking seed: every evaluation sees the same pairs and masks.
-        examples = self._examples(ctx.tokenizer, split, seed=0)
+        examples = self.cached(("examples", split, id(ctx.tokenizer)),
+                               lambda: self._examples(ctx.tokenizer, split, seed=0))
         sums = np.zeros(6)  # loss, examples, mlm loss, mlm tokens, mlm correct, nsp correct
         for _, batch, (mlm_logits, nsp_logits) in self.run_model(ctx, params, examples):
             mlm, nsp = (np.asarray(x) for x in _example_losses(mlm_logits, nsp_logits, batch))

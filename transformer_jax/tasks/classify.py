@@ -58,8 +58,9 @@ class SequenceClassification(EncoderTask):
 
     def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
                  ) -> dict[str, float]:
-        records = (self.train_records if split == "train" else
-                   classify.make_records(self.config.data, split, self.labels))
+        records = (self.train_records if split == "train" else self.cached(
+            ("records", split),
+            lambda: classify.make_records(self.config.data, split, self.labels)))
         features = classify.ClassificationFeatures(records, ctx.tokenizer,
                                                    self.config.data.seq_len)
         labels, predictions, loss = [], [], 0.0

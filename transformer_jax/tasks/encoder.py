@@ -61,6 +61,13 @@ class EncoderTask(Task):
                               seed=seed, process_index=process_index,
                               process_count=process_count)
 
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """`build()` once per key: evaluation data is indexed and featurized once per run."""
+        cache = self.__dict__.setdefault("_cached", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     def _eval_apply(self, model_config: ModelConfig) -> Callable:
         """The jitted eval forward pass, built once per model config (one compilation)."""
         cache = self.__dict__.setdefault("_eval_applies", {})
@@ -99,7 +106,6 @@ def eval_context(model_config: ModelConfig, tokenizer, local_batch: int, config)
     from transformer_jax import sharding
 
     mesh = sharding.make_mesh(data=-1, fsdp=1, tensor=1)
-    batch_sharding = jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec(sharding.batch_sharding(mesh).spec[0]))
     return EvalContext(config=config, model_config=model_config, tokenizer=tokenizer,
-                       mesh=mesh, batch_sharding=batch_sharding, local_batch=local_batch)
+                       mesh=mesh, batch_sharding=sharding.batch_sharding(mesh),
+                       local_batch=local_batch)

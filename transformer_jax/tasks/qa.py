@@ -65,10 +65,10 @@ class QuestionAnswering(EncoderTask):
                                     batch_size=batch_size, seed=seed,
                                     process_index=process_index, process_count=process_count)
 
-    def answers(self, ctx: EvalContext, params: Any, questions: list[qa.Question],
+    def answers(self, ctx: EvalContext, params: Any, features: qa.Features,
                 limit: int | str | None = "config") -> dict[int, str]:
         """The best span's context text per question index (questions seen within `limit`)."""
-        features = self._features(questions, ctx.tokenizer)
+        questions = features.questions
         max_tokens = self.config.task.max_answer_tokens
         best: dict[int, tuple[float, str]] = {}
         for first, _, (starts, ends) in self.run_model(ctx, params, features, limit):
@@ -85,9 +85,14 @@ class QuestionAnswering(EncoderTask):
 
     def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
                  ) -> dict[str, float]:
-        questions = (self.train_questions if split == "train" else
-                     qa.make_questions(self.config.data, split))
-        predicted = self.answers(ctx, params, questions)
+        def build() -> qa.Features:
+            questions = (self.train_questions if split == "train" else
+                         qa.make_questions(self.config.data, split))
+            return self._features(questions, ctx.tokenizer)
+
+        features = self.cached(("features", split, id(ctx.tokenizer)), build)
+        questions = features.questions
+        predicted = self.answers(ctx, params, features)
         # A question is scored once all its windows were seen (a limited eval may cut one).
         done = sorted(predicted)[:-1] if len(predicted) < len(questions) else sorted(predicted)
         return squad_metrics([predicted[q] for q in done],
@@ -103,5 +108,6 @@ class QuestionAnswering(EncoderTask):
             questions.append(qa.Question(str(number), question, context, [], []))
         if not questions:
             return []
-        predicted = self.answers(ctx, params, questions, limit=None)
+        predicted = self.answers(ctx, params, self._features(questions, ctx.tokenizer),
+                                 limit=None)
         return [predicted[q] for q in range(len(questions))]

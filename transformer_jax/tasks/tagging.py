@@ -86,8 +86,9 @@ class TokenClassification(EncoderTask):
 
     def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
                  ) -> dict[str, float]:
-        sentences = (self.train_sentences if split == "train" else
-                     tagging.make_sentences(self.config.data, split, self.labels))
+        sentences = (self.train_sentences if split == "train" else self.cached(
+            ("sentences", split),
+            lambda: tagging.make_sentences(self.config.data, split, self.labels)))
         features = tagging.TaggingFeatures(sentences, ctx.tokenizer, self.config.data.seq_len)
         true, predicted = [], []
         loss = weight = 0.0
