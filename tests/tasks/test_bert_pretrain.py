@@ -35,6 +35,8 @@ def test_pretraining_trains_and_reports(corpus, context):
     assert metrics["examples"] == 16  # eval_batches=2 batches of 8
     assert 0.0 < metrics["mlm_accuracy"] < 1.0 and 0.0 <= metrics["nsp_accuracy"] <= 1.0
     assert abs(metrics["loss"] - metrics["mlm_loss"]) < 1.5  # NSP adds ~log 2 per example
+    (filled,) = task.predict(context(task, tok), params, ["import [MASK]\nx = [MASK](1)"])
+    assert "[MASK]" not in filled and filled.startswith("import ")
 
 
 def test_every_model_has_the_same_bert_encoder():

@@ -41,6 +41,7 @@ def test_trains_and_evaluates(data_dir, context):
     c.train.eval_batches = None
     task = SequenceClassification(c, model_config(c))
     assert task.labels == ["fruit", "tool"]
+    assert len(task.train_records) == 200  # all of path: validation_path is separate
     tok = make_tokenizer(task)
     params, losses = train(task, tok, 120, learning_rate=1e-3)
     assert np.mean(losses[-5:]) < 0.5 * losses[0]

@@ -117,9 +117,10 @@ def make_records(data: ml_collections.ConfigDict, split: str,
         if not data.path:
             raise UserError("data.path is empty; set it to a CSV/TSV/JSONL file or a "
                             "folder-per-label directory")
-        path = data.path if split == "train" or not data.validation_path else data.validation_path
+        separate = bool(data.validation_path)  # else: a hash split of data.path
+        path = data.validation_path if separate and split == "validation" else data.path
         rows = _read_local(pathlib.Path(path).expanduser(), data)
-        if split == "train" or not data.validation_path:
+        if not separate:
             rows = [(r, k) for r, k in rows if split_of(k, data.validation_fraction) == split]
         records, where = [r for r, _ in rows], path
         all_labels = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -74,3 +75,22 @@ class BertPretraining(EncoderTask):
         return {"loss": loss / max(n, 1), "mlm_loss": mlm_loss / max(tokens, 1),
                 "mlm_accuracy": right / max(tokens, 1), "nsp_accuracy": nsp_right / max(n, 1),
                 "examples": n}
+
+    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
+        """Fill-mask: each line with every [MASK] replaced by the model's best token."""
+        if not lines:
+            return []
+        tok, t = ctx.tokenizer, self.config.data.seq_len
+        cls, sep, mask = (tok.piece_id(p) for p in bert_pretrain.SPECIAL_TOKENS)
+        rows = []
+        for line in lines:
+            ids = [cls, *tok.encode(line)[:t - 2], sep]
+            rows.append({"tokens": np.pad(ids, (0, t - len(ids))).astype(np.int32),
+                         "token_types": np.zeros(t, np.int32)})
+        out = []
+        for first, batch, (mlm_logits, _) in self.run_model(ctx, params, rows, limit=None):
+            best = np.asarray(mlm_logits).argmax(-1)
+            for r, tokens in enumerate(batch["tokens"][:len(rows) - first]):
+                filled = np.where(tokens == mask, best[r], tokens)
+                out.append(tok.decode(filled[(filled != cls) & (filled != sep)]))
+        return out
