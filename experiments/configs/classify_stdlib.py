@@ -19,6 +19,5 @@ from experiments.configs.bert_stdlib import bert_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = bert_config("classify", arg, validation_fraction=0.2)
     if not arg:
-        c.train.update(steps=300, eval_batches=None)
-        c.optim.learning_rate = 5e-4
+        c.train.update(steps=600, eval_every=200, checkpoint_every=200, eval_batches=None)
     return c
