@@ -10,9 +10,14 @@ from transformer_jax.tasks.base import BatchIterator, EvalContext, LossFn, Task
 
 
 def _registry() -> dict[str, type[Task]]:
+    from transformer_jax.tasks.bert_pretrain import BertPretraining
+    from transformer_jax.tasks.classify import SequenceClassification
     from transformer_jax.tasks.lm import LanguageModeling
+    from transformer_jax.tasks.qa import QuestionAnswering
+    from transformer_jax.tasks.tagging import TokenClassification
 
-    return {cls.name: cls for cls in (LanguageModeling,)}
+    return {cls.name: cls for cls in (LanguageModeling, BertPretraining, SequenceClassification,
+                                      TokenClassification, QuestionAnswering)}
 
 
 def task_name(config: ml_collections.ConfigDict) -> str:
