@@ -100,6 +100,8 @@ def test_summary_is_json_from_shapes():
         (["--config.data.path=/nonexistent/corpus"], "/nonexistent/corpus"),
         (["--config.model.d_model=64"], "d_model"),
         (["--config.model.vocab_size=640"], "vocab_size"),
+        (["--config.data.num_shards=3"], "num_shards=3"),
+        (["--config.task.name=summarize"], "task.name='summarize'"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_changes_nothing(trained, flags, message):

@@ -121,8 +121,12 @@ def tree_shardings(abstract_tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES)
 
 
 def batch_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
-    """The sharding of a [B, T] input batch: B over the data-parallel axes."""
-    return logical_sharding(mesh, ("batch", "length"), rules)
+    """The sharding of a batch's arrays ([B], [B, T], ...): B over the data-parallel axes.
+
+    Only the leading axis is named, so the one sharding fits arrays of any rank (per-example
+    labels [B] as well as tokens [B, T]); the other axes are replicated.
+    """
+    return logical_sharding(mesh, ("batch",), rules)
 
 
 def data_parallel_size(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> int:

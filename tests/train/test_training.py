@@ -88,6 +88,7 @@ def test_exact_resume_after_kill(config, tmp_path):
 
 def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
     workdir = str(tmp_path / "run")
+    config.model.scan_layers = True  # the stacked [layers, ...] layout (CPU default: unrolled)
     config.mesh.update(data=1, fsdp=8, tensor=1)
     loop.train_and_evaluate(config, workdir)
     on_fsdp = loop.restore_state(loop.setup_run(config, workdir))

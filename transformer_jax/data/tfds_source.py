@@ -26,39 +26,13 @@ class TfdsSource:
             ~/tensorflow_datasets).
           text_key: the feature holding the text.
         """
-        check_split(split, 0.0)
-        shown_dir = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-        not_prepared = UserError(
-            f"TFDS dataset {name!r} is not prepared in DATA_DIR={shown_dir}: run "
-            f"tfds.builder({name!r}, data_dir={shown_dir!r}).download_and_prepare("
-            "file_format='array_record') on a machine with internet"
-        )
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-        except tfds.core.DatasetNotFoundError:
-            raise not_prepared from None
-        # Checked first: for an unprepared dataset `as_data_source` blames the file format.
-        if not builder.is_prepared():
-            raise not_prepared
-        info = builder.info
-        available = list(info.splits.keys())
-        candidates = ["train"] if split == "train" else ["validation", "test"]
-        tfds_split = next((s for s in candidates if s in available), None)
-        if tfds_split is None:
-            raise UserError(f"TFDS dataset {name!r} has splits {available}, none of {candidates}")
+        self._data, info, tfds_split = open_split(name, split, data_dir)
         features = info.features
         if text_key not in features or not isinstance(features[text_key], tfds.features.Text):
             raise UserError(
                 f"TFDS dataset {name!r} has no text feature {text_key!r} (features: "
                 f"{sorted(features.keys())}); set data.text_key to its text feature"
             )
-        try:
-            self._data = builder.as_data_source(split=tfds_split)
-        except NotImplementedError:
-            raise UserError(
-                f"TFDS dataset {name!r} in {shown_dir} is not in a random-access format: "
-                "re-run download_and_prepare(file_format='array_record')"
-            ) from None
         self._text_key = text_key
         self.name = f"tfds-{info.full_name}"
         self.fingerprint = f"{info.full_name}-{tfds_split}-{info.splits[tfds_split].num_examples}"
@@ -70,3 +44,48 @@ class TfdsSource:
     def __getitem__(self, index: int) -> str:
         index = range(len(self))[index]
         return self._data[index][self._text_key].decode("utf-8")
+
+
+def open_split(name: str, split: str, data_dir: str | None = None):
+    """Opens our `split` of a prepared TFDS dataset for random access, downloading nothing.
+
+    Args:
+      name: a TFDS name, e.g. "lm1b" or "glue/sst2".
+      split: "train", or "validation" (the dataset's "validation" split, else "test").
+      data_dir: where it was prepared; None means TFDS's default (`$TFDS_DATA_DIR` or
+        ~/tensorflow_datasets).
+
+    Returns:
+      (array_record data source of feature dicts, `tfds.core.DatasetInfo`, the TFDS split).
+
+    Raises:
+      UserError: "... not prepared in DATA_DIR=..." when the dataset is not there.
+    """
+    check_split(split, 0.0)
+    shown_dir = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
+    not_prepared = UserError(
+        f"TFDS dataset {name!r} is not prepared in DATA_DIR={shown_dir}: run "
+        f"tfds.builder({name!r}, data_dir={shown_dir!r}).download_and_prepare("
+        "file_format='array_record') on a machine with internet"
+    )
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError:
+        raise not_prepared from None
+    # Checked first: for an unprepared dataset `as_data_source` blames the file format.
+    if not builder.is_prepared():
+        raise not_prepared
+    info = builder.info
+    available = list(info.splits.keys())
+    candidates = ["train"] if split == "train" else ["validation", "test"]
+    tfds_split = next((s for s in candidates if s in available), None)
+    if tfds_split is None:
+        raise UserError(f"TFDS dataset {name!r} has splits {available}, none of {candidates}")
+    try:
+        data = builder.as_data_source(split=tfds_split)
+    except NotImplementedError:
+        raise UserError(
+            f"TFDS dataset {name!r} in {shown_dir} is not in a random-access format: "
+            "re-run download_and_prepare(file_format='array_record')"
+        ) from None
+    return data, info, tfds_split

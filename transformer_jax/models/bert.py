@@ -71,3 +71,54 @@ class BertForPretraining(nn.Module):
         mlm = MlmHead(self.config, name="mlm")(hidden, bert.embedder)
         nsp = ClassifierHead(self.config, 2, name="nsp")(pooled)
         return mlm, nsp
+
+
+class BertForSequenceClassification(nn.Module):
+    """`BertEncoder` + a linear classifier on the pooled [CLS] output.
+
+    Attributes:
+      config: the model config.
+      num_classes: C.
+    """
+
+    config: ModelConfig
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, token_types: jax.Array | None = None) -> jax.Array:
+        """[B, T] ids (and token types) -> [B, C] float32 logits."""
+        _, pooled = BertEncoder(self.config, name="bert")(tokens, token_types)
+        return ClassifierHead(self.config, self.num_classes, name="classifier")(pooled)
+
+
+class BertForTokenClassification(nn.Module):
+    """`BertEncoder` + a linear tagger on every hidden state (NER-style tagging).
+
+    Attributes:
+      config: the model config.
+      num_classes: C, the number of tags.
+    """
+
+    config: ModelConfig
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, token_types: jax.Array | None = None) -> jax.Array:
+        """[B, T] ids (and token types) -> [B, T, C] float32 logits."""
+        hidden, _ = BertEncoder(self.config, name="bert")(tokens, token_types)
+        return ClassifierHead(self.config, self.num_classes, name="tagger")(hidden)
+
+
+class BertForQuestionAnswering(nn.Module):
+    """`BertEncoder` + start/end span logits over every position (extractive QA)."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(
+        self, tokens: jax.Array, token_types: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
+        """[B, T] ids (and token types) -> (start logits [B, T], end logits [B, T]) float32."""
+        hidden, _ = BertEncoder(self.config, name="bert")(tokens, token_types)
+        spans = ClassifierHead(self.config, 2, name="span")(hidden)  # [B, T, 2]
+        return spans[..., 0], spans[..., 1]

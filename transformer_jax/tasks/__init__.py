@@ -10,10 +10,15 @@ from transformer_jax.tasks.base import BatchIterator, EvalContext, LossFn, Task
 
 
 def _registry() -> dict[str, type[Task]]:
+    from transformer_jax.tasks.bert_pretrain import BertPretraining
+    from transformer_jax.tasks.classify import SequenceClassification
     from transformer_jax.tasks.lm import LanguageModeling
+    from transformer_jax.tasks.qa import QuestionAnswering
     from transformer_jax.tasks.seq2seq import Seq2Seq
+    from transformer_jax.tasks.tagging import TokenClassification
 
-    return {cls.name: cls for cls in (LanguageModeling, Seq2Seq)}
+    return {cls.name: cls for cls in (LanguageModeling, BertPretraining, SequenceClassification,
+                                      TokenClassification, QuestionAnswering, Seq2Seq)}
 
 
 def task_name(config: ml_collections.ConfigDict) -> str:

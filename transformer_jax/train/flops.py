@@ -13,6 +13,7 @@ biases are not matmuls). The second term is attention's QK^T and AV over a conte
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import jax
@@ -51,17 +52,22 @@ def train_flops_per_token(config: ModelConfig, seq_len: int) -> float:
     return 6.0 * matmul_params(config) + attention
 
 
-def measure_cpu_peak(size: int = 1024, repeats: int = 5) -> float:
-    """The host's f32 matmul FLOP/s, measured with a jitted [size, size] matmul (best of N)."""
+def measure_cpu_peak(size: int = 2048, repeats: int = 5) -> float:
+    """The host's f32 matmul FLOP/s: the median of `repeats` jitted [size, size] matmuls.
+
+    The median, not the best, so one lucky or one preempted repetition on a shared machine
+    does not set the figure; 2048 (17 GFLOP) is large enough for the matmul to reach full
+    speed on every core.
+    """
     x = jnp.ones((size, size), jnp.float32)
     matmul = jax.jit(lambda a: a @ a)
     matmul(x).block_until_ready()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         matmul(x).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * size**3 / best
+        times.append(time.perf_counter() - start)
+    return 2.0 * size**3 / statistics.median(times)
 
 
 def peak_flops_per_second() -> tuple[float, str]:

@@ -81,6 +81,11 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
         )
     if tcfg.get("on_nonfinite", "stop") not in ("stop", "skip"):
         raise UserError(f"train.on_nonfinite={tcfg.on_nonfinite!r}: use 'stop' or 'skip'")
+    if "://" in workdir:
+        raise UserError(
+            f"--workdir={workdir}: URLs are not supported; on Cloud TPU mount the bucket with "
+            "gcsfuse (or use Filestore/NFS) and pass the mounted path"
+        )
     workdir_path = pathlib.Path(workdir).absolute()
     checkpointer = checkpoint_lib.Checkpointer(
         workdir_path / "checkpoints", max_to_keep=tcfg.max_to_keep

@@ -1,0 +1,1 @@
+"""Benchmarks vs the PyTorch reference (run with `python -m benchmarks.<name>`; see README.md)."""

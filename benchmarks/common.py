@@ -1,0 +1,161 @@
+"""Shared benchmark machinery: XLA flags, peak FLOP/s, A/B timing, JSON lines, BENCHMARKS.md.
+
+Import this module before JAX in a benchmark script: `set_xla_flags()` must run before the
+XLA backend starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+
+# XLA CPU flags the harness runs JAX with (measured to help in BENCHMARKS.md; users on CPU
+# can export the same XLA_FLAGS). Empty: the defaults were as fast as anything tried.
+CPU_XLA_FLAGS: tuple[str, ...] = ()
+
+
+def set_xla_flags(extra: str = "") -> str:
+    """Appends the harness's CPU flags (and `extra`) to XLA_FLAGS; returns the result."""
+    flags = " ".join([os.environ.get("XLA_FLAGS", ""), *CPU_XLA_FLAGS, extra]).strip()
+    os.environ["XLA_FLAGS"] = flags
+    return flags
+
+
+def pin_cpus(count: int) -> None:
+    """Restricts this process (XLA's and PyTorch's thread pools alike) to `count` cores.
+
+    Call before importing JAX or PyTorch; 0 leaves all cores. A comparison on one pinned core
+    shows the per-core efficiency without the thread-synchronization cost that a machine
+    shared with other jobs adds (PyTorch's OpenMP barriers suffer most from it).
+    """
+    if count:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:count])
+
+
+def device_peak(repeats: int = 9) -> tuple[float, str]:
+    """Peak FLOP/s for MFU and its source: measured on CPU, the data sheet on GPU/TPU."""
+    import jax
+
+    from transformer_jax.train import flops
+
+    if jax.devices()[0].platform == "cpu":
+        peak = flops.measure_cpu_peak(repeats=repeats)
+        return peak, (f"measured: median of {repeats} jitted f32 2048x2048 matmuls, "
+                      f"{peak / 1e9:.0f} GFLOP/s")
+    return flops.peak_flops_per_second()
+
+
+def time_alternating(
+    runs: dict[str, Callable[[], None]], *, reps: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Wall seconds of each callable, interleaved A, B, A, B, ... after `warmup` calls each.
+
+    Each callable must do a fixed amount of work and wait for it to finish. Alternating
+    spreads any background load over all implementations alike.
+    """
+    for fn in runs.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for rep in range(reps):
+        order = names if rep % 2 == 0 else names[::-1]
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def command_line(module: str, argv: list[str]) -> str:
+    """The command that reproduces a run (without output-file flags), for the report."""
+    return " ".join(["python -m", module, *(a for a in argv if not a.startswith("--jsonl"))])
+
+
+def emit(record: dict, jsonl: str | None = None) -> None:
+    """Prints one measurement as a JSON line (and appends it to `jsonl`)."""
+    line = json.dumps(record, sort_keys=True)
+    print(line, flush=True)
+    if jsonl:
+        with open(jsonl, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def environment() -> dict:
+    """Device, library versions, thread counts and machine load, for the report."""
+    import flax
+    import jax
+
+    env = {
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "num_devices": jax.device_count(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cores_used": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "load_average_1m": os.getloadavg()[0],
+    }
+    try:
+        import torch
+        import transformers
+
+        env.update(torch=torch.__version__, transformers=transformers.__version__,
+                   torch_threads=torch.get_num_threads())
+    except ImportError:
+        pass
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    match = re.search(r"model name\s*:\s*(.*)", text)
+    return match.group(1).strip() if match else platform.processor()
+
+
+def environment_markdown(env: dict) -> str:
+    """The environment as one Markdown line."""
+    keys = ["device", "cpu", "cpu_count", "cores_used", "python", "jax", "flax", "torch",
+            "transformers", "torch_threads", "xla_flags", "load_average_1m"]
+    return "; ".join(f"{k} `{env[k]}`" for k in keys if k in env and env[k] != "")
+
+
+def section_suffix(env: dict) -> str:
+    """"" on all cores, "_1core" etc. when the harness pinned the process (`--cpus`)."""
+    return "" if env["cores_used"] == env["cpu_count"] else f"_{env['cores_used']}core"
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def update_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replaces (or appends) the block between `<!-- begin:name -->` and `<!-- end:name -->`."""
+    begin, end = f"<!-- begin:{name} -->", f"<!-- end:{name} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def median(values: list[float]) -> float:
+    """The median of a non-empty list."""
+    return statistics.median(values)

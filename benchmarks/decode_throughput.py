@@ -1,0 +1,133 @@
+r"""Decoding throughput: greedy generation with the KV cache vs transformers' `model.generate`.
+
+    python -m benchmarks.decode_throughput                # reference config, batch 1 and 8
+
+A call generates exactly `--new_tokens` tokens after a `--prompt_len`-token prompt, greedy,
+with the KV cache on both sides. JAX: `transformer_jax.generate` (prefill and the token loop
+are one jitted `lax.while_loop`, no per-token Python). PyTorch: `GPT2LMHeadModel.generate`
+(eager, `use_cache=True`). Calls alternate after warm-up; new tokens/s = B * new_tokens /
+median seconds. Prints JSON lines and writes the `decode` section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import common
+from benchmarks.train_throughput import SIZES, model_config
+
+
+def jax_runner(config, batch: int, prompt_len: int, new_tokens: int):
+    """A callable doing one greedy generation of `new_tokens` tokens (waits for it)."""
+    import jax
+
+    from transformer_jax.decode import generate
+    from transformer_jax.models.gpt import GPT
+
+    params = jax.jit(GPT(config).init)(
+        jax.random.key(0), jax.numpy.zeros((1, prompt_len), jax.numpy.int32)
+    )["params"]
+    decoder = GPT(config.replace(decode=True, deterministic=True))
+    prompt = jax.random.randint(jax.random.key(1), (batch, prompt_len), 4, config.vocab_size)
+
+    def run() -> None:
+        out = generate(decoder, params, prompt, max_new_tokens=new_tokens, temperature=0.0)
+        out.block_until_ready()
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="reference", choices=sorted(SIZES))
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--prompt_len", type=int, default=16)
+    parser.add_argument("--new_tokens", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
+    parser.add_argument("--xla_flags", default="")
+    parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--variants", choices=["", "scan", "unrolled"], default="",
+                        help="also time JAX with scanned (or unrolled) layers, alternating")
+    parser.add_argument("--cpus", type=int, default=0,
+                        help="pin both implementations to this many cores (0: all)")
+    parser.add_argument("--jsonl", default=None)
+    parser.add_argument("--no_markdown", action="store_true")
+    parser.add_argument("--label", default="")
+    args = parser.parse_args(argv)
+    command = common.command_line("benchmarks.decode_throughput",
+                                  sys.argv[1:] if argv is None else argv)
+    common.set_xla_flags(args.xla_flags)
+    common.pin_cpus(args.cpus)
+
+    from benchmarks import torch_reference
+
+    scan = {"default": None, "true": True, "false": False}[args.scan]
+    config = model_config(args.size, scan_layers=scan)
+    results = []
+    for batch in (int(b) for b in args.batches.split(",")):
+        runs = {"jax": jax_runner(config, batch, args.prompt_len, args.new_tokens)}
+        if args.variants:
+            variant = config.replace(scan_layers=args.variants == "scan")
+            runs[f"jax_{args.variants}"] = jax_runner(variant, batch, args.prompt_len,
+                                                      args.new_tokens)
+        if not args.no_torch and torch_reference.is_gpt2_like(config):
+            runs["torch"] = torch_reference.generate_runner(
+                config, batch, args.prompt_len, args.new_tokens)
+        times = common.time_alternating(runs, reps=args.reps, warmup=args.warmup)
+        result = {
+            "benchmark": "decode", "label": args.label, "size": args.size, "batch": batch,
+            "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
+            "scan_layers": config.scan_layers, "command": command,
+            "env": common.environment(),
+        }
+        for name, ts in times.items():
+            result[f"{name}_tokens_per_s"] = round(batch * args.new_tokens / common.median(ts), 1)
+            result[f"{name}_times_s"] = [round(t, 3) for t in ts]
+        if "torch" in times:
+            result["ratio_jax_over_torch"] = round(
+                result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 2)
+        if args.variants:
+            result[f"jax_{args.variants}_vs_default"] = round(
+                result[f"jax_{args.variants}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
+        common.emit(result, args.jsonl)
+        results.append(result)
+    if not args.no_markdown:
+        name = f"decode_{args.size}" + ("_variants" if args.variants else "")
+        common.update_section(name + common.section_suffix(results[0]["env"]),
+                              markdown(results))
+    return results
+
+
+def markdown(results: list[dict]) -> str:
+    """The Markdown section of the decoding measurements."""
+    r0 = results[0]
+    variant = next((k[:-len("_tokens_per_s")] for k in r0
+                    if k.startswith("jax_") and k.endswith("_tokens_per_s")
+                    and k != "jax_tokens_per_s"), None)
+    rows = [[r["batch"], r["jax_tokens_per_s"]]
+            + ([f"{r[f'{variant}_tokens_per_s']} ({r[f'{variant}_vs_default']:.2f}x)"]
+               if variant else [])
+            + [r.get("torch_tokens_per_s", "—"),
+               f"**{r['ratio_jax_over_torch']:.2f}x**" if "ratio_jax_over_torch" in r else "—"]
+            for r in results]
+    header = (["batch", f"JAX generate (jit while_loop), scan_layers={r0['scan_layers']}"]
+              + ([f"JAX, scan_layers={not r0['scan_layers']}"] if variant else [])
+              + ["PyTorch model.generate", "JAX / PyTorch"])
+    return "\n".join([
+        f"### Decoding throughput: `{r0['size']}`, greedy, prompt {r0['prompt_len']}, "
+        f"{r0['new_tokens']} new tokens",
+        "",
+        f"Command: `{r0['command']}`. "
+        f"scan_layers={r0['scan_layers']}. New tokens/s, median of alternating calls.",
+        "",
+        common.table(header, rows),
+        "",
+        f"Environment: {common.environment_markdown(r0['env'])}.",
+    ])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,265 @@
+r"""Training throughput and MFU: the jitted train step vs the PyTorch (transformers) reference.
+
+    python -m benchmarks.train_throughput                 # the reference config, CPU, A/B
+    python -m benchmarks.train_throughput --size=gpt2_small --reps=3
+    python -m benchmarks.train_throughput --gpu           # GPT ~1B, bf16, seq 2048, cudnn
+
+One call of each side = `--steps` optimizer steps (forward, backward, AdamW) on one [B, T]
+batch already on the device; JAX and PyTorch calls alternate after `--warmup` calls each, and
+the medians and their ratio are reported. Prints one JSON line per measurement and writes the
+`train` section of BENCHMARKS.md (`--no_markdown` to skip). `--scan`, `--xla_flags` and
+`--no_donate` switch single optimizations off/on to measure what each contributes.
+
+MFU = tokens/s * F / peak, F = 6 * P_matmul + 12 * L * T * N * H training FLOPs per token
+(transformer_jax/train/flops.py); peak = a measured f32 matmul on CPU, the vendor's dense
+bf16 figure on GPU/TPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+from benchmarks import common
+
+# Model sizes (ModelConfig overrides of the gpt_tiny preset, or a preset name).
+SIZES: dict[str, dict] = {
+    "tiny": dict(preset="gpt_tiny"),
+    # The issue's reference configuration.
+    "reference": dict(preset="gpt_tiny", num_layers=6, d_model=512, num_heads=8,
+                      mlp_dim=2048, vocab_size=8000, max_len=256),
+    "gpt2_small": dict(preset="gpt2_small", dropout_rate=0.0, attention_dropout_rate=0.0),
+    # The accelerator path: ~1B params, bf16 compute, long context, cuDNN flash attention,
+    # projections saved and attention recomputed in the backward pass.
+    "gpt_1b": dict(preset="gpt_1b", dtype="bfloat16", attention_impl="cudnn",
+                   remat_policy="dots_with_no_batch_dims"),
+}
+
+# Single changes against the default JAX setup, for `--variants` (what each one contributes):
+# (ModelConfig overrides, donate the state, per-compilation XLA options).
+VARIANTS: dict[str, tuple[dict, bool, dict]] = {
+    "default": ({}, True, {}),
+    "scan": ({"scan_layers": True}, True, {}),
+    "unrolled": ({"scan_layers": False}, True, {}),
+    "no_donate": ({}, False, {}),
+    "fast_math": ({}, True, {"xla_cpu_enable_fast_math": True}),
+    "vector_width_512": ({}, True, {"xla_cpu_prefer_vector_width": 512}),
+    "xnnpack": ({}, True, {"xla_cpu_use_xnnpack": True}),
+    "remat_dots": ({"remat_policy": "dots"}, True, {}),
+}
+
+
+def model_config(size: str, **overrides):
+    """The `ModelConfig` of a named size with the experiment defaults of this backend.
+
+    Built like `experiments/train.py` builds it (`model_config_from`: float32 and unrolled
+    layers on CPU, bf16 compute on accelerators), so the harness measures what users run.
+    None overrides keep those defaults.
+    """
+    from transformer_jax.models.config import model_config_from
+
+    return model_config_from({**SIZES[size], **overrides})
+
+
+def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = True,
+               compiler_options: dict | None = None, lr: float = 1e-3):
+    """A callable doing `steps` jitted train steps on one batch; waits only at the end.
+
+    Same optimizer work as the reference: AdamW (b1 0.9, b2 0.95, weight decay 0.1), no
+    clipping. `compiler_options` are XLA debug options for this compilation only (e.g.
+    `{"xla_cpu_enable_fast_math": True}`). Returns (run, compile_seconds).
+    """
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from transformer_jax import sharding
+    from transformer_jax.models.gpt import GPT
+    from transformer_jax.train.state import create_sharded_state
+    from transformer_jax.train.step import lm_loss_fn, train_step
+
+    model = GPT(config)
+    optimizer = optax.adamw(lr, b1=0.9, b2=0.95, weight_decay=0.1)
+    mesh = sharding.make_mesh(data=-1, fsdp=1, tensor=1)
+    state, shardings = create_sharded_state(model, optimizer, mesh, jax.random.key(0), seq_len)
+    tokens = jax.random.randint(jax.random.key(1), (batch, seq_len + 1), 4, config.vocab_size)
+    data = {
+        "inputs": tokens[:, :-1],
+        "targets": tokens[:, 1:],
+        "segment_ids": jnp.ones((batch, seq_len), jnp.int32),
+        "positions": jnp.broadcast_to(jnp.arange(seq_len, dtype=jnp.int32), (batch, seq_len)),
+    }
+    data = jax.device_put(data, sharding.batch_sharding(mesh))
+    step = jax.jit(
+        functools.partial(train_step, loss_fn=lm_loss_fn(model), optimizer=optimizer,
+                          schedule=lambda s: lr),
+        in_shardings=(shardings, sharding.batch_sharding(mesh), None),
+        out_shardings=(shardings, None),
+        donate_argnums=0 if donate else (),
+    )
+    rng = jax.random.key(2)
+    start = time.perf_counter()
+    with jax.set_mesh(mesh):
+        compiled = step.lower(state, data, rng).compile(compiler_options=compiler_options)
+    compile_s = time.perf_counter() - start
+    holder = {"state": state}
+
+    def run() -> None:
+        state, metrics = holder["state"], None
+        for _ in range(steps):
+            state, metrics = compiled(state, data, rng)
+        holder["state"] = state
+        metrics["loss"].block_until_ready()
+
+    return run, compile_s
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="reference", choices=sorted(SIZES))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq_len", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=2, help="optimizer steps per timed call")
+    parser.add_argument("--reps", type=int, default=5, help="timed calls per implementation")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
+    parser.add_argument("--remat", default=None, help="remat_policy override")
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--attention_impl", default=None)
+    parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for this run")
+    parser.add_argument("--no_donate", action="store_true")
+    parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--cpus", type=int, default=0,
+                        help="pin both implementations to this many cores (0: all)")
+    parser.add_argument("--variants", default="",
+                        help=f"comma-separated JAX variants to alternate: {sorted(VARIANTS)}")
+    parser.add_argument("--gpu", action="store_true",
+                        help="the accelerator config: --size=gpt_1b --seq_len=2048 --batch=8")
+    parser.add_argument("--jsonl", default=None, help="also append JSON lines to this file")
+    parser.add_argument("--no_markdown", action="store_true")
+    parser.add_argument("--label", default="", help="a name for this run in the JSON line")
+    args = parser.parse_args(argv)
+    command = common.command_line("benchmarks.train_throughput",
+                                  sys.argv[1:] if argv is None else argv)
+    if args.gpu:
+        args.size, args.seq_len, args.no_torch = "gpt_1b", 2048, True
+    common.set_xla_flags(args.xla_flags)
+    common.pin_cpus(args.cpus)
+
+    from transformer_jax.train import flops
+
+    scan = {"default": None, "true": True, "false": False}[args.scan]
+    config = model_config(args.size, scan_layers=scan, remat_policy=args.remat,
+                          dtype=args.dtype, attention_impl=args.attention_impl)
+    if args.seq_len > config.max_len:
+        config = config.replace(max_len=args.seq_len)
+    peak, peak_source = common.device_peak()
+    flops_per_token = flops.train_flops_per_token(config, args.seq_len)
+    tokens = args.batch * args.seq_len * args.steps
+
+    runs, compile_s = {}, {}
+    variants = ["default"] + [v for v in args.variants.split(",") if v and v != "default"]
+    for name in variants:
+        overrides, donate, options = VARIANTS[name]
+        variant = config.replace(**overrides)
+        label = "jax" if name == "default" else f"jax_{name}"
+        runs[label], compile_s[label] = jax_runner(
+            variant, args.batch, args.seq_len, args.steps,
+            donate=donate and not args.no_donate, compiler_options=options)
+    from benchmarks import torch_reference
+
+    if not args.no_torch and torch_reference.is_gpt2_like(config):
+        runs["torch"] = torch_reference.train_runner(config, args.batch, args.seq_len,
+                                                     args.steps)
+    times = common.time_alternating(runs, reps=args.reps, warmup=args.warmup)
+    env = common.environment()
+    result = {
+        "benchmark": "train", "label": args.label, "size": args.size, "batch": args.batch,
+        "seq_len": args.seq_len, "scan_layers": config.scan_layers, "dtype": config.dtype,
+        "remat_policy": config.remat_policy, "attention_impl": config.attention_impl,
+        "donate": not args.no_donate, "params_matmul": flops.matmul_params(config),
+        "flops_per_token": flops_per_token, "peak_flops": peak, "peak_source": peak_source,
+        "jax_compile_s": round(compile_s["jax"], 2), "command": command, "env": env,
+    }
+    for name, ts in times.items():
+        tps = tokens / common.median(ts)
+        result[f"{name}_tokens_per_s"] = round(tps, 1)
+        result[f"{name}_mfu"] = round(tps * flops_per_token / peak, 4)
+        result[f"{name}_times_s"] = [round(t, 3) for t in ts]
+    if "torch" in times:
+        result["ratio_jax_over_torch"] = round(
+            result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 3)
+    for name in variants[1:]:
+        result[f"jax_{name}_vs_default"] = round(
+            result[f"jax_{name}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
+    common.emit(result, args.jsonl)
+    if not args.no_markdown and len(variants) > 1:
+        common.update_section(f"variants_{args.size}_b{args.batch}" + common.section_suffix(env),
+                              variants_markdown(result, variants))
+    elif not args.no_markdown:
+        common.update_section(f"train_{args.size}" + common.section_suffix(env),
+                              markdown(result))
+    return result
+
+
+def variants_markdown(r: dict, variants: list[str]) -> str:
+    """The Markdown section of a `--variants` run: each single change against the default."""
+    rows = []
+    for name in variants:
+        key = "jax" if name == "default" else f"jax_{name}"
+        overrides, donate, options = VARIANTS[name]
+        change = ", ".join([f"{k}={v}" for k, v in {**overrides, **options}.items()]
+                           + ([] if donate else ["no state donation"])) or "—"
+        rows.append([name, change, r[f"{key}_tokens_per_s"],
+                     f"{r.get(f'{key}_vs_default', 1.0):.3f}",
+                     " ".join(f"{t:.2f}" for t in r[f"{key}_times_s"])])
+    if "torch_tokens_per_s" in r:
+        rows.append(["PyTorch eager", "reference", r["torch_tokens_per_s"],
+                     f"{r['torch_tokens_per_s'] / r['jax_tokens_per_s']:.3f}",
+                     " ".join(f"{t:.2f}" for t in r["torch_times_s"])])
+    return "\n".join([
+        f"### What each change contributes: `{r['size']}`, batch {r['batch']}, seq "
+        f"{r['seq_len']}, {r['dtype']} (JAX variants alternating in one process)",
+        "",
+        f"Command: `{r['command']}`. default = scan_layers={r['scan_layers']}, "
+        f"remat={r['remat_policy']}, state donated, no extra XLA options.",
+        "",
+        common.table(["variant", "change", "tokens/s (median)", "vs default",
+                      "seconds per call"], rows),
+        "",
+        f"Environment: {common.environment_markdown(r['env'])}.",
+    ])
+
+
+def markdown(r: dict) -> str:
+    """The Markdown section of one training measurement."""
+    rows = [["JAX (this repo, jit)", r["jax_tokens_per_s"], f"{r['jax_mfu']:.1%}",
+             " ".join(f"{t:.2f}" for t in r["jax_times_s"])]]
+    if "torch_tokens_per_s" in r:
+        rows.append(["PyTorch eager (transformers GPT2LMHeadModel)", r["torch_tokens_per_s"],
+                     f"{r['torch_mfu']:.1%}", " ".join(f"{t:.2f}" for t in r["torch_times_s"])])
+    ratio = (f"**JAX / PyTorch = {r['ratio_jax_over_torch']:.2f}x**"
+             if "ratio_jax_over_torch" in r else "(no PyTorch reference in this run)")
+    return "\n".join([
+        f"### Training throughput: `{r['size']}`, batch {r['batch']}, seq {r['seq_len']}, "
+        f"{r['dtype']}",
+        "",
+        f"Command: `{r['command']}`. "
+        f"scan_layers={r['scan_layers']}, remat={r['remat_policy']}, "
+        f"attention={r['attention_impl']}, donation={r['donate']}; JAX compile "
+        f"{r['jax_compile_s']} s. FLOPs/token {r['flops_per_token'] / 1e6:.1f} M; peak "
+        f"{r['peak_source']}.",
+        "",
+        common.table(["implementation", "tokens/s (median)", "MFU", "seconds per call"], rows),
+        "",
+        ratio,
+        "",
+        f"Environment: {common.environment_markdown(r['env'])}.",
+    ])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,19 @@
+r"""Sequence classification on TFDS `glue/sst2`: GLUE SST-2 (single sentences, 2 classes).
+
+Reads the dataset prepared as array_record in DATA_DIR (not runnable offline; without it the
+run stops with "dataset not prepared in DATA_DIR"):
+
+  python -m experiments.train --config=experiments/configs/glue_sst2.py --workdir=runs/glue_sst2 \
+      --config.data.tfds_data_dir=DIR --config.init_from=PRETRAINED
+"""
+
+import ml_collections
+
+from experiments.configs.bert_stdlib import bert_config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = bert_config("classify", arg, source="tfds", tfds_name="glue/sst2")
+    c.model.vocab_size = 8192
+    c.train.update(steps=3000, eval_batches=None)
+    return c

@@ -1,0 +1,19 @@
+r"""Sequence classification on TFDS `imdb_reviews`: movie reviews (2 classes; its test split).
+
+Reads the dataset prepared as array_record in DATA_DIR (not runnable offline; without it the
+run stops with "dataset not prepared in DATA_DIR"):
+
+  python -m experiments.train --config=experiments/configs/imdb.py --workdir=runs/imdb \
+      --config.data.tfds_data_dir=DIR --config.init_from=PRETRAINED
+"""
+
+import ml_collections
+
+from experiments.configs.bert_stdlib import bert_config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = bert_config("classify", arg, source="tfds", tfds_name="imdb_reviews")
+    c.model.vocab_size = 8192
+    c.train.update(steps=3000, eval_batches=None)
+    return c
