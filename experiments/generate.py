@@ -16,7 +16,7 @@ from absl import app, flags, logging
 
 from experiments import common
 from transformer_jax.errors import UserError
-from transformer_jax.generate import decode_from_workdir, generate_from_workdir, task_of_workdir
+from transformer_jax.workdir import decode_from_workdir, generate_from_workdir, task_of_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _PROMPT = flags.DEFINE_string("prompt", "def ", "Text to continue.")

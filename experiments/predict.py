@@ -13,7 +13,7 @@ from absl import app, flags, logging
 
 from experiments import common
 from transformer_jax.errors import UserError
-from transformer_jax.generate import predict_workdir
+from transformer_jax.workdir import predict_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _INPUT = flags.DEFINE_string("input_file", None, "Read lines from this file (default: stdin).")

@@ -11,6 +11,7 @@ import pytest
 
 from experiments.configs import seq2seq_stdlib
 from tests.models.toy_seq2seq import CONFIG, reversal_batch, trained
+from transformer_jax import workdir as workdir_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import from_preset
 from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
@@ -69,8 +70,11 @@ def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, c
     assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
     demo = capsys.readouterr().out
     assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
-    # What experiments.generate/evaluate do (transformer_jax.generate is not imported here:
-    # importing that module replaces the package's `generate` function for later tests).
+    # What experiments.generate does: one output line per input line, beam or sampled.
+    decoded = workdir_lib.decode_from_workdir(workdir, ["def f(x):\\n    return x", "y = 1"],
+                                              beam_size=2)
+    assert len(decoded) == 2 and all("\n" not in line for line in decoded)
+    assert workdir_lib.task_of_workdir(workdir) == "seq2seq"
     run = loop.setup_run(small_config, workdir)
     params = loop.restore_state(run).params
     lines = ["def f(x):\\n    return x + 1", "", "x" * 10_000]  # empty and over-long too

@@ -1,4 +1,4 @@
-"""Generation from a training run's workdir: rebuild the model from checkpoint metadata."""
+"""A finished run's workdir: load its newest checkpoint to generate, evaluate or predict."""
 
 from __future__ import annotations
 
