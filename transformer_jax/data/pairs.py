@@ -25,12 +25,12 @@ import re
 import sys
 
 import ml_collections
-import tensorflow_datasets as tfds
 from absl import logging
 
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.data.sources import stdlib_files
 from transformer_jax.data.splits import check_split, split_of
+from transformer_jax.data.tfds_source import open_split
 from transformer_jax.errors import UserError
 
 Pair = tuple[str, str]
@@ -134,30 +134,12 @@ class TfdsPairs:
                     f"(known defaults: {sorted(TFDS_FEATURES)})"
                 )
             source_key, target_key = TFDS_FEATURES[base]
-        shown_dir = data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets")
-        not_prepared = UserError(
-            f"TFDS dataset {name!r} is not prepared in DATA_DIR={shown_dir}: run "
-            f"tfds.builder({name!r}, data_dir={shown_dir!r}).download_and_prepare("
-            "file_format='array_record') on a machine with internet"
-        )
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-        except tfds.core.DatasetNotFoundError:
-            raise not_prepared from None
-        if not builder.is_prepared():
-            raise not_prepared
-        info = builder.info
-        available = list(info.splits.keys())
-        candidates = ["train"] if split == "train" else ["validation", "test"]
-        tfds_split = next((s for s in candidates if s in available), None)
-        if tfds_split is None:
-            raise UserError(f"TFDS dataset {name!r} has splits {available}, none of {candidates}")
+        self._data, info, tfds_split = open_split(name, split, data_dir)
         features = info.features  # WMT: a Translation feature, keyed by language
         for key in (source_key, target_key):
             if key not in features:
                 raise UserError(f"TFDS dataset {name!r} has no feature {key!r}; set "
                                 "data.source_key / data.target_key")
-        self._data = builder.as_data_source(split=tfds_split)
         self._keys = (source_key, target_key)
         self.name = f"tfds-{info.full_name}"
         self.fingerprint = f"{info.full_name}-{tfds_split}-{info.splits[tfds_split].num_examples}"
