@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax import seq2seq_decode
+from transformer_jax.decode import loop_jit
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 
@@ -58,7 +59,7 @@ def reorder_cache(cache: Any, parents: jax.Array) -> Any:
 
 
 @functools.partial(
-    jax.jit,
+    loop_jit,
     static_argnames=("model", "beam_size", "alpha", "max_decode_len", "bos_id", "eos_id",
                      "len_a", "len_b"),
 )

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.decode import sample_logits
+from transformer_jax.decode import loop_jit, sample_logits
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 
@@ -95,7 +95,7 @@ def force_eos(logits: jax.Array, step: jax.Array, limits: jax.Array, eos_id: int
 
 
 @functools.partial(
-    jax.jit,
+    loop_jit,
     static_argnames=("model", "max_decode_len", "temperature", "top_k", "top_p", "bos_id",
                      "eos_id", "len_a", "len_b"),
 )

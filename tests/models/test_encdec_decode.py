@@ -28,8 +28,10 @@ def test_cross_cache_is_filled_once_and_reused():
         steps.append(logits)
     np.testing.assert_allclose(jnp.stack(steps, axis=1), full, atol=1e-5)
     leaves = jax.tree_util.tree_leaves_with_path(cache)
-    cross = [x for p, x in leaves if "cross_attention" in jax.tree_util.keystr(p)]
-    assert cross and all(x.shape[-3] == src.shape[1] for x in cross)  # [.., B, S, K, H]
+    cross = {jax.tree_util.keystr(p): x for p, x in leaves if "cross_attention" in str(p)}
+    assert cross
+    for name, x in cross.items():  # keys [.., B, K, S, H], values [.., B, K, H, S]
+        assert x.shape[-2 if "cached_key" in name else -1] == src.shape[1], name
 
 
 def test_empty_cross_cache_is_an_error():

@@ -1,11 +1,14 @@
 """GPT model properties: causality, packing isolation, KV-cache decode, scan == unrolled."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from transformer_jax import decode
 from transformer_jax.decode import generate
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.gpt import GPT
@@ -135,3 +138,36 @@ def test_dropout_is_active_in_training_only():
     det = GPT(cfg.replace(deterministic=True))
     np.testing.assert_array_equal(det.apply({"params": params}, x),
                                   det.apply({"params": params}, x))
+
+
+def _while_body(hlo: str) -> str:
+    """The text of the (single) while loop body computation in optimized HLO."""
+    assert len(re.findall(r" while\(", hlo)) == 1
+    body = re.search(r" while\(.*?body=%([\w.\-]+)", hlo).group(1)
+    start = hlo.index(f"%{body} ")
+    return hlo[start:hlo.index("\n}", start)]
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_compiled_decode_loop_neither_copies_nor_transposes_the_kv_cache(batch):
+    # The cache layout (keys [B, K, S, H], values [B, K, H, S]), attending to the cache
+    # before this step's write, and CPU_LOOP_OPTIONS together let XLA update each cache in
+    # place and read it as it lies; losing any of them shows up here as per-step cache copies.
+    # Unrolled layers (the CPU default), so the token loop is the program's only while loop.
+    cfg, _, params = make(scan_layers=False)
+    model = GPT(cfg.replace(decode=True, deterministic=True))
+    prompt = tokens((batch, 4))
+    compiled = jax.jit(
+        decode._generate.__wrapped__,
+        static_argnames=("model", "max_new_tokens", "temperature", "top_k", "top_p", "eos_id"),
+        compiler_options=decode.CPU_LOOP_OPTIONS,
+    ).lower(params, prompt, jax.random.key(0), model=model, max_new_tokens=8, temperature=0.0,
+            top_k=0, top_p=1.0, eos_id=None).compile()
+    body = _while_body(compiled.as_text())
+    h = cfg.d_model // cfg.num_heads
+    cache_elements = batch * cfg.kv_heads * 12 * h  # one layer's keys or values
+    moved = [line for line in body.splitlines()
+             if re.search(r" (copy|transpose)\(", line)
+             and int(np.prod([int(d) for d in re.search(r"\[([\d,]*)\]", line).group(1)
+                              .split(",") if d])) == cache_elements]
+    assert not moved, "\n".join(moved)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from transformer_jax.models import layers, position
@@ -70,17 +71,57 @@ def dot_product_attention(
     """
     if dropout_rate == 0.0:
         return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)
+    return einsum_attention(q, k, v, mask, dropout_rate=dropout_rate, dropout_rng=dropout_rng)
+
+
+def einsum_attention(
+    q: jax.Array,
+    k: jax.Array | tuple[jax.Array, ...],
+    v: jax.Array | tuple[jax.Array, ...],
+    mask: jax.Array | None,
+    *,
+    heads_major: bool = False,
+    dropout_rate: float = 0.0,
+    dropout_rng: jax.Array | None = None,
+) -> jax.Array:
+    """softmax(q k^T / sqrt(H) + mask) v written as einsums (same math as above).
+
+    Args:
+      q: [B, T, N, H] queries.
+      k: [B, S, K, H] keys, or [B, K, S, H] when `heads_major`; or a tuple of such blocks
+        along S, attended as if concatenated (without copying them into one array).
+      v: [B, S, K, H] values, or [B, K, H, S] when `heads_major`; blocks as in `k`.
+      mask: [B|1, 1, T, S] boolean or None (S: all blocks together).
+      heads_major: the layout of the decoding caches: with the heads ahead of the length and
+        the values transposed, both products are plain matrix-vector products over the cache
+        as it lies in memory (no per-step transpose of the cache on CPU).
+      dropout_rate: attention-probability dropout; needs `dropout_rng`.
+      dropout_rng: PRNG key for the dropout.
+
+    Returns:
+      [B, T, N, H].
+    """
+    ks = k if isinstance(k, tuple) else (k,)
+    vs = v if isinstance(v, tuple) else (v,)
     b, t, n, h = q.shape
-    kv_heads = k.shape[2]
+    kv_heads = ks[0].shape[1] if heads_major else ks[0].shape[2]
+    k_spec, v_spec = ("BKSH", "BKHS") if heads_major else ("BSKH", "BSKH")
     qg = q.reshape(b, t, kv_heads, n // kv_heads, h)  # [B, T, K, G, H]
-    logits = jnp.einsum("BTKGH,BSKH->BKGTS", qg, k, preferred_element_type=jnp.float32)
+    logits = jnp.concatenate(
+        [jnp.einsum(f"BTKGH,{k_spec}->BKGTS", qg, kb, preferred_element_type=jnp.float32)
+         for kb in ks], axis=-1,
+    )  # [B, K, G, T, S]
     logits = logits / jnp.sqrt(h).astype(jnp.float32)
     if mask is not None:
         logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1)
-    keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
-    probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0).astype(v.dtype)
-    out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
+    if dropout_rate > 0.0:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, probs.shape)
+        probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
+    probs = probs.astype(vs[0].dtype)
+    ends = np.cumsum([kb.shape[k_spec.index("S")] for kb in ks])[:-1]
+    out = sum(jnp.einsum(f"BKGTS,{v_spec}->BTKGH", pb, vb)
+              for pb, vb in zip(jnp.split(probs, ends, axis=-1), vs, strict=True))
     return out.reshape(b, t, n, h)
 
 
@@ -122,31 +163,36 @@ class MultiHeadAttention(nn.Module):
         kv_input = context if self.cross else x
         q = layers.dense(cfg, (n, h), ("embed", "heads", "kv"), name="query")(x)
         if self.cross and cfg.decode and context is None:
-            k, v = self._cross_cache()
+            k = v = None  # read from the cache below
         else:
             k = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="key")(kv_input)
             v = layers.dense(cfg, (k_heads, h), ("embed", "kv_heads", "kv"), name="value")(
                 kv_input
             )
-            if self.cross and cfg.decode:
-                self._cross_cache(k, v)
         if cfg.position == "rope" and not self.cross:
             q = position.apply_rope(q, positions, cfg.rope_theta)
             k = position.apply_rope(k, positions, cfg.rope_theta)
         q = layers.constrain(q, ("activation_batch", "activation_length", "activation_heads", None))
-        k = layers.constrain(k, ("activation_batch", None, "activation_kv_heads", None))
-        v = layers.constrain(v, ("activation_batch", None, "activation_kv_heads", None))
+        if k is not None:
+            k = layers.constrain(k, ("activation_batch", None, "activation_kv_heads", None))
+            v = layers.constrain(v, ("activation_batch", None, "activation_kv_heads", None))
 
-        if cfg.decode and not self.cross:
-            k, v, mask = self._update_cache(k, v)
-
-        dropout_rate = 0.0 if cfg.deterministic else cfg.attention_dropout_rate
-        out = dot_product_attention(
-            q, k, v, mask,
-            implementation=cfg.attention_impl,
-            dropout_rate=dropout_rate,
-            dropout_rng=self.make_rng("dropout") if dropout_rate > 0 else None,
-        )  # [B, T, N, H]
+        if cfg.decode:
+            # Decoding caches are heads-major (keys [B, K, S, H], values [B, K, H, S]):
+            # see `einsum_attention`.
+            if self.cross:
+                k, v = self._cross_cache(k, v)
+            else:
+                k, v, mask = self._update_cache(k, v)
+            out = einsum_attention(q, k, v, mask, heads_major=True)  # [B, T, N, H]
+        else:
+            dropout_rate = 0.0 if cfg.deterministic else cfg.attention_dropout_rate
+            out = dot_product_attention(
+                q, k, v, mask,
+                implementation=cfg.attention_impl,
+                dropout_rate=dropout_rate,
+                dropout_rng=self.make_rng("dropout") if dropout_rate > 0 else None,
+            )  # [B, T, N, H]
         out = layers.constrain(
             out, ("activation_batch", "activation_length", "activation_heads", None)
         )
@@ -155,40 +201,66 @@ class MultiHeadAttention(nn.Module):
         )
 
     def _cross_cache(
-        self, k: jax.Array | None = None, v: jax.Array | None = None
+        self, k: jax.Array | None, v: jax.Array | None
     ) -> tuple[jax.Array, jax.Array]:
-        """Stores the encoder's keys/values [B, S, K, H] (when given) or returns the stored ones.
+        """Stores the encoder's keys/values (when given) or returns the stored ones.
 
         Cross-attention keys/values depend only on the source, so a decoder computes them on
         its first step and reads them on every later one.
+
+        Args:
+          k, v: [B, S, K, H], or None to read the cache.
+
+        Returns:
+          keys [B, K, S, H] and values [B, K, H, S] (heads-major).
         """
         if k is None and not self.has_variable("cache", "cached_key"):
             raise ValueError("cross-attention cache is empty: pass the encoder output first")
-        cached_k = self.variable("cache", "cached_key", lambda: jnp.zeros_like(k))
-        cached_v = self.variable("cache", "cached_value", lambda: jnp.zeros_like(v))
+        cached_k = self.variable("cache", "cached_key", lambda: heads_major(k))
+        cached_v = self.variable("cache", "cached_value", lambda: heads_major(v, values=True))
         if k is not None:
-            cached_k.value, cached_v.value = k, v
+            cached_k.value, cached_v.value = heads_major(k), heads_major(v, values=True)
         return cached_k.value, cached_v.value
 
     def _update_cache(
         self, k: jax.Array, v: jax.Array
-    ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-        """Writes this chunk's keys/values at the cache index; returns the full cache and mask.
+    ) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...], jax.Array]:
+        """Appends this chunk's keys/values to the cache; returns what the chunk attends to.
 
         The cache is created by `init` with the input's shape, so initialize a decoding model
         on a [B, max_decode_len] input. Afterwards each call appends T tokens.
+
+        The chunk attends to the cache as it was before the write plus to itself, as two
+        blocks: the write is then the cache buffer's last use and XLA updates it in place.
+        (Attending to the updated cache instead made XLA copy every cache on every step.)
+
+        Args:
+          k, v: [B, T, K, H] this chunk's keys and values.
+
+        Returns:
+          key blocks and value blocks for `einsum_attention(heads_major=True)`, and their
+          [1, 1, T, S + T] mask: the cache's earlier positions, then causal within the chunk.
         """
+        k, v = heads_major(k), heads_major(v, values=True)  # [B, K, T, H], [B, K, H, T]
+        t = k.shape[2]
         initialized = self.has_variable("cache", "cached_key")
         cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
         cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
         index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
         if not initialized:
-            return k, v, causal_mask(k.shape[1])
-        t, max_len = k.shape[1], cached_k.value.shape[1]
-        start = index.value
-        cached_k.value = lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
-        cached_v.value = lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+            return (k,), (v,), causal_mask(t)
+        old_k, old_v, start = cached_k.value, cached_v.value, index.value
+        cached_k.value = lax.dynamic_update_slice(old_k, k, (0, 0, start, 0))
+        cached_v.value = lax.dynamic_update_slice(old_v, v, (0, 0, 0, start))
         index.value = start + t
-        q_pos = start + jnp.arange(t)  # [T]
-        mask = (jnp.arange(max_len)[None, :] <= q_pos[:, None])[None, None]  # [1, 1, T, S]
-        return cached_k.value, cached_v.value, mask
+        earlier = jnp.arange(old_k.shape[2]) < start  # [S]
+        mask = jnp.concatenate(
+            [jnp.broadcast_to(earlier, (1, 1, t, earlier.shape[0])), causal_mask(t)], axis=-1
+        )
+        return (old_k, k), (old_v, v), mask
+
+
+def heads_major(x: jax.Array, values: bool = False) -> jax.Array:
+    """[B, S, K, H] -> the decoding caches' layout: [B, K, S, H], or [B, K, H, S] for values."""
+    x = jnp.transpose(x, (0, 2, 3, 1) if values else (0, 2, 1, 3))
+    return layers.constrain(x, ("activation_batch", "activation_kv_heads", None, None))
