@@ -38,6 +38,44 @@ def jax_runner(config, batch: int, prompt_len: int, new_tokens: int):
     return run
 
 
+def weight_stream_seconds(config, reps: int, passes: int = 32) -> float:
+    """Median seconds to read every parameter once: batch-1 decoding's memory floor.
+
+    A batch-1 decoding step multiplies one vector by every weight matrix, so it cannot beat
+    the time to stream all parameters from memory. Measured as `passes` chained
+    matrix-vector products per parameter leaf in one jitted loop (each pass's input depends
+    on the previous pass, so XLA cannot hoist the reads out of the loop); returns seconds
+    per pass.
+    """
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from transformer_jax.models.gpt import GPT
+
+    params = jax.jit(GPT(config).init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    mats = [leaf.reshape(leaf.shape[0], -1) for leaf in jax.tree.leaves(params)]
+    width = max(m.shape[0] for m in mats)
+
+    @jax.jit
+    def stream(mats, x):
+        def one_pass(_, x):
+            total = sum(jnp.sum(x[: m.shape[0]] @ m) for m in mats)
+            return x + 1e-9 * total
+
+        return jax.lax.fori_loop(0, passes, one_pass, x)
+
+    x = jnp.ones((width,), jnp.float32)
+    stream(mats, x).block_until_ready()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        stream(mats, x).block_until_ready()
+        times.append((time.perf_counter() - start) / passes)
+    return sorted(times)[len(times) // 2]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="reference", choices=sorted(SIZES))
@@ -66,6 +104,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     scan = {"default": None, "true": True, "false": False}[args.scan]
     config = model_config(args.size, scan_layers=scan)
+    floor_s = weight_stream_seconds(config, reps=max(args.reps, 5))
     results = []
     for batch in (int(b) for b in args.batches.split(",")):
         runs = {"jax": jax_runner(config, batch, args.prompt_len, args.new_tokens)}
@@ -86,6 +125,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for name, ts in times.items():
             result[f"{name}_tokens_per_s"] = round(batch * args.new_tokens / common.median(ts), 1)
             result[f"{name}_times_s"] = [round(t, 3) for t in ts]
+        # At batch 1 each new token reads every weight once: the memory floor's tokens/s.
+        result["weights_floor_tokens_per_s"] = round(batch / floor_s, 1) if batch == 1 else None
+        if batch == 1:
+            result["jax_fraction_of_floor"] = round(
+                result["jax_tokens_per_s"] / result["weights_floor_tokens_per_s"], 3)
         if "torch" in times:
             result["ratio_jax_over_torch"] = round(
                 result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 2)
@@ -116,6 +160,12 @@ def markdown(results: list[dict]) -> str:
     header = (["batch", f"JAX generate (jit while_loop), scan_layers={r0['scan_layers']}"]
               + ([f"JAX, scan_layers={not r0['scan_layers']}"] if variant else [])
               + ["PyTorch model.generate", "JAX / PyTorch"])
+    floor = next((r for r in results if r.get("weights_floor_tokens_per_s")), None)
+    floor_note = (
+        f"Memory floor at batch 1 (every weight read once per token, "
+        f"`weight_stream_seconds`): {floor['weights_floor_tokens_per_s']} tokens/s; "
+        f"JAX reaches {100 * floor['jax_fraction_of_floor']:.0f} % of it."
+        if floor else "")
     return "\n".join([
         f"### Decoding throughput: `{r0['size']}`, greedy, prompt {r0['prompt_len']}, "
         f"{r0['new_tokens']} new tokens",
@@ -125,6 +175,7 @@ def markdown(results: list[dict]) -> str:
         "",
         common.table(header, rows),
         "",
+        *([floor_note, ""] if floor_note else []),
         f"Environment: {common.environment_markdown(r0['env'])}.",
     ])
 

@@ -17,6 +17,8 @@ def test_harness_jax_side_runs_on_a_tiny_config(tmp_path):
     decode = decode_throughput.jax_runner(config, batch=2, prompt_len=4, new_tokens=8)
     times = common.time_alternating({"train": train, "decode": decode}, reps=1, warmup=1)
     assert compile_s > 0 and all(len(t) == 1 and min(t) > 0 for t in times.values())
+    floor = decode_throughput.weight_stream_seconds(config, reps=1, passes=2)
+    assert floor > 0 and math.isfinite(floor)
 
     peak, source = common.device_peak(repeats=1)
     assert peak > 0 and math.isfinite(peak)
