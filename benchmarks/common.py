@@ -30,19 +30,6 @@ def set_xla_flags(extra: str = "") -> str:
     return flags
 
 
-def restart_with_huge_pages(argv: list[str]) -> None:
-    """Restarts a benchmark script with huge-page malloc, as the entrypoints do.
-
-    See `transformer_jax.host_memory`; call it from the script's `__main__` block before
-    anything else. It applies to both implementations in the process; `--system_malloc` in
-    `argv` keeps glibc's defaults, to measure what the setting contributes.
-    """
-    from transformer_jax import host_memory
-
-    if "--system_malloc" not in argv:
-        host_memory.reexec_with_huge_pages()
-
-
 def pin_cpus(count: int) -> None:
     """Restricts this process (XLA's and PyTorch's thread pools alike) to `count` cores.
 
@@ -118,7 +105,6 @@ def environment() -> dict:
         "jax": jax.__version__,
         "flax": flax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "load_average_1m": os.getloadavg()[0],
     }
     try:
@@ -144,7 +130,7 @@ def _cpu_model() -> str:
 def environment_markdown(env: dict) -> str:
     """The environment as one Markdown line."""
     keys = ["device", "cpu", "cpu_count", "cores_used", "python", "jax", "flax", "torch",
-            "transformers", "torch_threads", "xla_flags", "glibc_tunables", "load_average_1m"]
+            "transformers", "torch_threads", "xla_flags", "load_average_1m"]
     return "; ".join(f"{k} `{env[k]}`" for k in keys if k in env and env[k] != "")
 
 

@@ -91,8 +91,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="also time JAX with scanned (or unrolled) layers, alternating")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
-    parser.add_argument("--system_malloc", action="store_true",
-                        help="no huge-page malloc (see transformer_jax/host_memory.py)")
     parser.add_argument("--jsonl", default=None)
     parser.add_argument("--no_markdown", action="store_true")
     parser.add_argument("--label", default="")
@@ -183,5 +181,4 @@ def markdown(results: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    common.restart_with_huge_pages(sys.argv[1:])
     main(sys.argv[1:])

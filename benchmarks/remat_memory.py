@@ -108,5 +108,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    common.restart_with_huge_pages(sys.argv[1:])
     main(sys.argv[1:])

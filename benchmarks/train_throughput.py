@@ -134,8 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no_torch", action="store_true")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
-    parser.add_argument("--system_malloc", action="store_true",
-                        help="no huge-page malloc (see transformer_jax/host_memory.py)")
     parser.add_argument("--variants", default="",
                         help=f"comma-separated JAX variants to alternate: {sorted(VARIANTS)}")
     parser.add_argument("--gpu", action="store_true",
@@ -264,5 +262,4 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    common.restart_with_huge_pages(sys.argv[1:])
     main(sys.argv[1:])

@@ -12,7 +12,6 @@ import json
 from absl import app, flags, logging
 
 from experiments import common
-from transformer_jax import host_memory
 from transformer_jax.workdir import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
@@ -32,5 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    host_memory.reexec_with_huge_pages()  # first thing: see its docstring
     app.run(main, flags_parser=common.parse_flags)

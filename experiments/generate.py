@@ -15,7 +15,6 @@ GPT runs print a continuation of the prompt:
 from absl import app, flags, logging
 
 from experiments import common
-from transformer_jax import host_memory
 from transformer_jax.errors import UserError
 from transformer_jax.workdir import decode_from_workdir, generate_from_workdir, task_of_workdir
 
@@ -62,5 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    host_memory.reexec_with_huge_pages()  # first thing: see its docstring
     app.run(main, flags_parser=common.parse_flags)

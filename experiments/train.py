@@ -11,7 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import common
-from transformer_jax import distributed, host_memory
+from transformer_jax import distributed
 from transformer_jax.train.loop import train_and_evaluate
 
 _CONFIG = common.define_config_flag()
@@ -36,5 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    host_memory.reexec_with_huge_pages()  # first thing: see its docstring
     app.run(main, flags_parser=common.parse_flags)

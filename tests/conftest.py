@@ -1,7 +1,6 @@
-"""Test setup: 8 fake CPU devices so sharding tests run on any machine, one persistent XLA
-compilation cache per test session (many tests, and the CLI runs they start, compile the
-same small train/eval steps; a cache hit skips the compile), huge-page malloc for those
-CLI runs."""
+"""Test setup: 8 fake CPU devices so sharding tests run on any machine, and one persistent
+XLA compilation cache per test session (many tests, and the CLI runs they start, compile the
+same small train/eval steps; a cache hit skips the compile)."""
 
 import os
 import tempfile
@@ -12,6 +11,3 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="tj-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-# The CLI runs the tests start get huge-page malloc from the start instead of restarting
-# themselves to get it (transformer_jax/host_memory.py); tests/test_host_memory.py tests that.
-os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
