@@ -52,8 +52,8 @@ def sample_logits(
 
 # XLA CPU's default copy insertion copies every KV cache on every step of a decoding
 # `while_loop` (the step reads the cache and updates it in place); its region analysis
-# proves the reads come first and drops those copies. `benchmarks/decode_throughput.py`:
-# 1.3x new tokens/s at batch 8 on the reference model (BENCHMARKS.md).
+# proves the reads come first and drops those copies (reference model, batch 8, in one
+# process: 8.1 -> 6.2 ms per step; tests/models/test_gpt.py checks the compiled loop).
 CPU_LOOP_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
 
 

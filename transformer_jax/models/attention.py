@@ -216,10 +216,12 @@ class MultiHeadAttention(nn.Module):
         """
         if k is None and not self.has_variable("cache", "cached_key"):
             raise ValueError("cross-attention cache is empty: pass the encoder output first")
-        cached_k = self.variable("cache", "cached_key", lambda: heads_major(k))
-        cached_v = self.variable("cache", "cached_value", lambda: heads_major(v, values=True))
         if k is not None:
-            cached_k.value, cached_v.value = heads_major(k), heads_major(v, values=True)
+            k, v = heads_major(k), heads_major(v, values=True)
+        cached_k = self.variable("cache", "cached_key", lambda: k)
+        cached_v = self.variable("cache", "cached_value", lambda: v)
+        if k is not None:
+            cached_k.value, cached_v.value = k, v
         return cached_k.value, cached_v.value
 
     def _update_cache(
