@@ -5,10 +5,13 @@ r"""Training throughput and MFU: the jitted train step vs the PyTorch (transform
     python -m benchmarks.train_throughput --gpu           # GPT ~1B, bf16, seq 2048, cudnn
 
 One call of each side = `--steps` optimizer steps (forward, backward, AdamW) on one [B, T]
-batch already on the device; JAX and PyTorch calls alternate after `--warmup` calls each, and
-the medians and their ratio are reported. Prints one JSON line per measurement and writes the
-`train` section of BENCHMARKS.md (`--no_markdown` to skip). `--scan`, `--xla_flags` and
-`--no_donate` switch single optimizations off/on to measure what each contributes.
+batch already on the device: JAX runs them inside one jitted call, as the trainer does
+(`train_steps`, `train.steps_per_call`; the `one_step_per_call` variant dispatches each step
+alone), PyTorch eagerly one after another. JAX and PyTorch calls alternate after `--warmup`
+calls each, and the medians and their ratio are reported. Prints one JSON line per
+measurement and writes the `train` section of BENCHMARKS.md (`--no_markdown` to skip).
+`--variants`, `--scan`, `--xla_flags` and `--no_donate` switch single optimizations off/on
+to measure what each contributes.
 
 MFU = tokens/s * F / peak, F = 6 * P_matmul + 12 * L * T * N * H training FLOPs per token
 (transformer_jax/train/flops.py); peak = a measured f32 matmul on CPU, the vendor's dense
@@ -37,16 +40,18 @@ SIZES: dict[str, dict] = {
 }
 
 # Single changes against the default JAX setup, for `--variants` (what each one contributes):
-# (ModelConfig overrides, donate the state, per-compilation XLA options).
-VARIANTS: dict[str, tuple[dict, bool, dict]] = {
-    "default": ({}, True, {}),
-    "scan": ({"scan_layers": True}, True, {}),
-    "unrolled": ({"scan_layers": False}, True, {}),
-    "no_donate": ({}, False, {}),
-    "fast_math": ({}, True, {"xla_cpu_enable_fast_math": True}),
-    "vector_width_512": ({}, True, {"xla_cpu_prefer_vector_width": 512}),
-    "xnnpack": ({}, True, {"xla_cpu_use_xnnpack": True}),
-    "remat_dots": ({"remat_policy": "dots"}, True, {}),
+# (ModelConfig overrides, donate the state, per-compilation XLA options, all steps of a timed
+# call in one jitted call).
+VARIANTS: dict[str, tuple[dict, bool, dict, bool]] = {
+    "default": ({}, True, {}, True),
+    "one_step_per_call": ({}, True, {}, False),
+    "scan": ({"scan_layers": True}, True, {}, True),
+    "unrolled": ({"scan_layers": False}, True, {}, True),
+    "no_donate": ({}, False, {}, True),
+    "fast_math": ({}, True, {"xla_cpu_enable_fast_math": True}, True),
+    "vector_width_512": ({}, True, {"xla_cpu_prefer_vector_width": 512}, True),
+    "xnnpack": ({}, True, {"xla_cpu_use_xnnpack": True}, True),
+    "remat_dots": ({"remat_policy": "dots"}, True, {}, True),
 }
 
 
@@ -63,12 +68,15 @@ def model_config(size: str, **overrides):
 
 
 def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = True,
-               compiler_options: dict | None = None, lr: float = 1e-3):
+               compiler_options: dict | None = None, one_call: bool = True,
+               lr: float = 1e-3):
     """A callable doing `steps` jitted train steps on one batch; waits only at the end.
 
     Same optimizer work as the reference: AdamW (b1 0.9, b2 0.95, weight decay 0.1), no
-    clipping. `compiler_options` are XLA debug options for this compilation only (e.g.
-    `{"xla_cpu_enable_fast_math": True}`). Returns (run, compile_seconds).
+    clipping. `one_call`: all `steps` in one jitted call (`train_steps`, the trainer's
+    `train.steps_per_call`), else one call per step. `compiler_options` are XLA debug options
+    for this compilation only (e.g. `{"xla_cpu_enable_fast_math": True}`).
+    Returns (run, compile_seconds).
     """
     import time
 
@@ -79,7 +87,7 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
     from transformer_jax import sharding
     from transformer_jax.models.gpt import GPT
     from transformer_jax.train.state import create_sharded_state
-    from transformer_jax.train.step import lm_loss_fn, train_step
+    from transformer_jax.train.step import lm_loss_fn, train_step, train_steps
 
     model = GPT(config)
     optimizer = optax.adamw(lr, b1=0.9, b2=0.95, weight_decay=0.1)
@@ -92,11 +100,16 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
         "segment_ids": jnp.ones((batch, seq_len), jnp.int32),
         "positions": jnp.broadcast_to(jnp.arange(seq_len, dtype=jnp.int32), (batch, seq_len)),
     }
-    data = jax.device_put(data, sharding.batch_sharding(mesh))
+    data_sharding = sharding.batch_sharding(mesh)
+    if one_call:  # the same batch for each step: [steps, B, T]
+        data = jax.tree.map(lambda x: jnp.broadcast_to(x, (steps, *x.shape)), data)
+        data_sharding = jax.sharding.NamedSharding(
+            mesh, jax.sharding.PartitionSpec(None, *data_sharding.spec))
+    data = jax.device_put(data, data_sharding)
     step = jax.jit(
-        functools.partial(train_step, loss_fn=lm_loss_fn(model), optimizer=optimizer,
-                          schedule=lambda s: lr),
-        in_shardings=(shardings, sharding.batch_sharding(mesh), None),
+        functools.partial(train_steps if one_call else train_step, loss_fn=lm_loss_fn(model),
+                          optimizer=optimizer, schedule=lambda s: lr),
+        in_shardings=(shardings, data_sharding, None),
         out_shardings=(shardings, None),
         donate_argnums=0 if donate else (),
     )
@@ -109,7 +122,7 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
 
     def run() -> None:
         state, metrics = holder["state"], None
-        for _ in range(steps):
+        for _ in range(1 if one_call else steps):
             state, metrics = compiled(state, data, rng)
         holder["state"] = state
         metrics["loss"].block_until_ready()
@@ -122,7 +135,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", default="reference", choices=sorted(SIZES))
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq_len", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=2, help="optimizer steps per timed call")
+    parser.add_argument("--steps", type=int, default=4,
+                        help="optimizer steps per timed call (JAX: in one jitted call)")
     parser.add_argument("--reps", type=int, default=5, help="timed calls per implementation")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
@@ -163,12 +177,12 @@ def main(argv: list[str] | None = None) -> dict:
     runs, compile_s = {}, {}
     variants = ["default"] + [v for v in args.variants.split(",") if v and v != "default"]
     for name in variants:
-        overrides, donate, options = VARIANTS[name]
+        overrides, donate, options, one_call = VARIANTS[name]
         variant = config.replace(**overrides)
         label = "jax" if name == "default" else f"jax_{name}"
         runs[label], compile_s[label] = jax_runner(
             variant, args.batch, args.seq_len, args.steps,
-            donate=donate and not args.no_donate, compiler_options=options)
+            donate=donate and not args.no_donate, compiler_options=options, one_call=one_call)
     from benchmarks import torch_reference
 
     if not args.no_torch and torch_reference.is_gpt2_like(config):
@@ -178,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     env = common.environment()
     result = {
         "benchmark": "train", "label": args.label, "size": args.size, "batch": args.batch,
-        "seq_len": args.seq_len, "scan_layers": config.scan_layers, "dtype": config.dtype,
+        "seq_len": args.seq_len, "steps_per_call": args.steps,
+        "scan_layers": config.scan_layers, "dtype": config.dtype,
         "remat_policy": config.remat_policy, "attention_impl": config.attention_impl,
         "donate": not args.no_donate, "params_matmul": flops.matmul_params(config),
         "flops_per_token": flops_per_token, "peak_flops": peak, "peak_source": peak_source,
@@ -210,9 +225,10 @@ def variants_markdown(r: dict, variants: list[str]) -> str:
     rows = []
     for name in variants:
         key = "jax" if name == "default" else f"jax_{name}"
-        overrides, donate, options = VARIANTS[name]
+        overrides, donate, options, one_call = VARIANTS[name]
         change = ", ".join([f"{k}={v}" for k, v in {**overrides, **options}.items()]
-                           + ([] if donate else ["no state donation"])) or "—"
+                           + ([] if donate else ["no state donation"])
+                           + ([] if one_call else ["one jitted call per step"])) or "—"
         rows.append([name, change, r[f"{key}_tokens_per_s"],
                      f"{r.get(f'{key}_vs_default', 1.0):.3f}",
                      " ".join(f"{t:.2f}" for t in r[f"{key}_times_s"])])
@@ -225,7 +241,8 @@ def variants_markdown(r: dict, variants: list[str]) -> str:
         f"{r['seq_len']}, {r['dtype']} (JAX variants alternating in one process)",
         "",
         f"Command: `{r['command']}`. default = scan_layers={r['scan_layers']}, "
-        f"remat={r['remat_policy']}, state donated, no extra XLA options.",
+        f"remat={r['remat_policy']}, state donated, {r['steps_per_call']} steps per jitted "
+        "call, no extra XLA options.",
         "",
         common.table(["variant", "change", "tokens/s (median)", "vs default",
                       "seconds per call"], rows),
@@ -249,7 +266,8 @@ def markdown(r: dict) -> str:
         "",
         f"Command: `{r['command']}`. "
         f"scan_layers={r['scan_layers']}, remat={r['remat_policy']}, "
-        f"attention={r['attention_impl']}, donation={r['donate']}; JAX compile "
+        f"attention={r['attention_impl']}, donation={r['donate']}, "
+        f"{r['steps_per_call']} steps per call (JAX: one jitted call); JAX compile "
         f"{r['jax_compile_s']} s. FLOPs/token {r['flops_per_token'] / 1e6:.1f} M; peak "
         f"{r['peak_source']}.",
         "",

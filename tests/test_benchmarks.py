@@ -13,7 +13,7 @@ def test_harness_jax_side_runs_on_a_tiny_config(tmp_path):
     )
     assert config.scan_layers == (jax.default_backend() != "cpu")  # what users run here
     # Batch 8: the harness's mesh is data-parallel over the 8 test devices.
-    train, compile_s = train_throughput.jax_runner(config, batch=8, seq_len=16, steps=1)
+    train, compile_s = train_throughput.jax_runner(config, batch=8, seq_len=16, steps=2)
     decode = decode_throughput.jax_runner(config, batch=2, prompt_len=4, new_tokens=8)
     times = common.time_alternating({"train": train, "decode": decode}, reps=1, warmup=1)
     assert compile_s > 0 and all(len(t) == 1 and min(t) > 0 for t in times.values())

@@ -22,7 +22,7 @@ from transformer_jax.train.state import (
     init_state,
     state_shardings,
 )
-from transformer_jax.train.step import eval_step, lm_loss_fn, train_step
+from transformer_jax.train.step import eval_step, lm_loss_fn, train_step, train_steps
 
 __all__ = [
     "GPT",
@@ -44,4 +44,5 @@ __all__ = [
     "sample_logits",
     "state_shardings",
     "train_step",
+    "train_steps",
 ]

@@ -53,7 +53,8 @@ def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict
     ))
     c.data.update(data)
     c.train = ml_collections.ConfigDict(dict(
-        steps=300, batch_size=32, grad_accum_steps=1, seed=0, log_every=10, eval_every=100,
+        steps=300, batch_size=32, grad_accum_steps=1, seed=0, steps_per_call=4, log_every=10,
+        eval_every=100,
         eval_batches=16, checkpoint_every=100, max_to_keep=3, on_nonfinite="stop",
     ))
     c.optim = ml_collections.ConfigDict(dict(
@@ -65,8 +66,8 @@ def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict
         c.model.update(vocab_size=384, num_layers=2, d_model=32, num_heads=2, mlp_dim=64,
                        max_len=64)
         c.data.seq_len = 64
-        c.train.update(steps=6, batch_size=8, log_every=1, eval_every=3, eval_batches=2,
-                       checkpoint_every=3)
+        c.train.update(steps=6, batch_size=8, steps_per_call=3, log_every=1, eval_every=3,
+                       eval_batches=2, checkpoint_every=3)
         c.optim.warmup_steps = 2
     elif arg:
         raise ValueError(f"unknown config argument {arg!r}; use ':test' or nothing")

@@ -55,6 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         batch_size=16,
         grad_accum_steps=1,
         seed=0,
+        # Optimizer steps per jitted call (Keras's steps_per_execution). Eval and checkpoint
+        # intervals that are multiples of it keep every call this long. On CPU, 4 makes each
+        # step ~1.2-1.3x faster than 1 (XLA's temp buffer is allocated once per call).
+        steps_per_call=4,
         log_every=10,
         eval_every=100,
         eval_batches=16,
@@ -91,8 +95,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.mlp_dim = 64
         c.model.max_len = 32
         c.data.seq_len = 32
-        c.train.update(steps=6, batch_size=8, log_every=1, eval_every=3, eval_batches=2,
-                       checkpoint_every=3)
+        c.train.update(steps=6, batch_size=8, steps_per_call=3, log_every=1, eval_every=3,
+                       eval_batches=2, checkpoint_every=3)
         c.optim.warmup_steps = 2
         c.sample.max_new_tokens = 8
     elif arg:

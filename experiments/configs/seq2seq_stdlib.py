@@ -51,7 +51,8 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         tokenizer_cache_dir="",
     ))
     c.train = ml_collections.ConfigDict(dict(
-        steps=1200, batch_size=32, grad_accum_steps=1, seed=0, log_every=50, eval_every=400,
+        steps=1200, batch_size=32, grad_accum_steps=1, seed=0, steps_per_call=4, log_every=50,
+        eval_every=400,
         eval_batches=8, checkpoint_every=400, max_to_keep=3, on_nonfinite="stop",
     ))
     # The paper: lr = d^-0.5 * min(step^-0.5, step * warmup^-1.5), i.e. a peak of
@@ -71,8 +72,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "test":
         c.model.update(vocab_size=384, num_layers=1, d_model=32, num_heads=2, mlp_dim=64)
         c.data.update(max_source_len=48, max_target_len=12)
-        c.train.update(steps=4, batch_size=8, log_every=1, eval_every=2, eval_batches=2,
-                       checkpoint_every=2)
+        c.train.update(steps=4, batch_size=8, steps_per_call=2, log_every=1, eval_every=2,
+                       eval_batches=2, checkpoint_every=2)
         c.task.update(eval_decode_examples=8, demo_examples=2, beam_size=2)
         c.optim.warmup_steps = 2
     elif arg:

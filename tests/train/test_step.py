@@ -1,4 +1,5 @@
-"""train_step pieces: gradient accumulation, schedules, weight-decay mask, losses."""
+"""train_step pieces: gradient accumulation, K steps per call, schedules, weight-decay mask,
+losses."""
 
 import functools
 
@@ -14,7 +15,7 @@ from transformer_jax.models.config import from_preset
 from transformer_jax.models.gpt import GPT
 from transformer_jax.train import losses, optim
 from transformer_jax.train.state import TrainState
-from transformer_jax.train.step import lm_loss_fn, train_step
+from transformer_jax.train.step import lm_loss_fn, train_step, train_steps
 
 
 def optim_config(**overrides):
@@ -48,6 +49,35 @@ def test_gradient_accumulation_equals_one_big_batch():
     np.testing.assert_allclose(m1["grad_norm"], m4["grad_norm"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(s4.params), strict=False):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_k_steps_in_one_call_equal_k_calls():
+    cfg = from_preset("gpt_tiny", vocab_size=64, num_layers=1, d_model=32, num_heads=2,
+                      mlp_dim=64, max_len=16, dropout_rate=0.1)  # dropout: keys must match too
+    model = GPT(cfg)
+    params = nn.unbox(model.init(jax.random.key(0), jnp.zeros((1, 16), jnp.int32))["params"])
+    optimizer, schedule = optim.make_optimizer(optim_config(warmup_steps=1), 100)
+    kwargs = dict(loss_fn=lm_loss_fn(model), optimizer=optimizer, schedule=schedule)
+    tokens = jax.random.randint(jax.random.key(1), (3, 4, 17), 1, 64)  # [K, B, T + 1]
+    batches = {"inputs": tokens[..., :-1], "targets": tokens[..., 1:],
+               "segment_ids": jnp.ones((3, 4, 16), jnp.int32),
+               "positions": jnp.broadcast_to(jnp.arange(16), (3, 4, 16))}
+    rng = jax.random.key(2)
+
+    def fresh():
+        return TrainState(step=jnp.array(0), params=params, opt_state=optimizer.init(params))
+
+    one = jax.jit(functools.partial(train_step, **kwargs))
+    state, losses_one = fresh(), []
+    for k in range(3):
+        state, metrics = one(state, jax.tree.map(lambda x, k=k: x[k], batches), rng)
+        losses_one.append(metrics["loss"])
+    merged, stacked = jax.jit(functools.partial(train_steps, **kwargs))(fresh(), batches, rng)
+    assert stacked["loss"].shape == (3,) and int(merged.step) == 3
+    np.testing.assert_allclose(stacked["loss"], losses_one, rtol=1e-5)
+    assert not np.allclose(losses_one[0], losses_one[2])  # the steps did train
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(merged), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_schedules():

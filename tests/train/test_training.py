@@ -9,10 +9,12 @@ import shutil
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
 from transformer_jax import sharding as sharding_lib
+from transformer_jax.errors import UserError
 from transformer_jax.models.build import build_model
 from transformer_jax.train import loop, optim
 from transformer_jax.train import state as state_lib
@@ -100,3 +102,25 @@ def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
     assert tuple(kernel.sharding.spec)[1:] == ("fsdp", "tensor")  # [layers, embed, mlp]
     for a, b in zip(jax.tree.leaves(on_fsdp), jax.tree.leaves(on_mixed), strict=False):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_calls_run_steps_per_call_steps_between_evals_and_checkpoints():
+    tcfg = ml_collections.ConfigDict(dict(steps=10, steps_per_call=4, eval_every=8,
+                                          checkpoint_every=100))
+
+    def lengths(step):
+        out = []
+        while step < tcfg.steps:
+            out.append(loop.call_length(step, tcfg))
+            step += out[-1]
+        return out
+
+    assert lengths(0) == [4, 4, 1, 1]  # eval at 8 ends a call; 12 would pass the end
+    assert lengths(1) == [4, 1, 1, 1, 1, 1]  # resumed off the grid: one-step calls up to 8
+
+
+def test_steps_per_call_below_one_is_a_clear_error(config, tmp_path):
+    config.train.steps_per_call = 0
+    with pytest.raises(UserError, match="train.steps_per_call=0"):
+        loop.setup_run(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -77,6 +77,20 @@ class EvalContext:
             for k, v in local.items()
         }
 
+    @property
+    def steps_sharding(self) -> jax.sharding.NamedSharding:
+        """The sharding of K stacked batches [K, B, ...]: B split as in `batch_sharding`."""
+        return jax.sharding.NamedSharding(
+            self.mesh, jax.sharding.PartitionSpec(None, *self.batch_sharding.spec))
+
+    def to_global_steps(self, local: list[Batch]) -> dict[str, jax.Array]:
+        """K local batches as global [K, B, ...] arrays, for `train_steps`."""
+        return {
+            k: jax.make_array_from_process_local_data(
+                self.steps_sharding, np.stack([np.asarray(b[k]) for b in local]))
+            for k in local[0]
+        }
+
     def gather(self, x: jax.Array) -> np.ndarray:
         """A global array as numpy on every process (for host-side metrics)."""
         return np.asarray(jax.jit(lambda a: a, out_shardings=jax.sharding.NamedSharding(

@@ -79,6 +79,11 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
             f"train.batch_size={tcfg.batch_size} must be divisible by the data-parallel size "
             f"{dp} (mesh.data*mesh.fsdp) times train.grad_accum_steps={tcfg.grad_accum_steps}"
         )
+    if not isinstance(tcfg.get("steps_per_call"), int) or tcfg.steps_per_call < 1:
+        raise UserError(
+            f"train.steps_per_call={tcfg.get('steps_per_call')!r}: set it to the number of "
+            "optimizer steps per jitted call, an integer >= 1 (1 = one step per call)"
+        )
     if tcfg.get("on_nonfinite", "stop") not in ("stop", "skip"):
         raise UserError(f"train.on_nonfinite={tcfg.on_nonfinite!r}: use 'stop' or 'skip'")
     if "://" in workdir:
@@ -207,12 +212,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 print(f"resumed from step {start_step} of {run.checkpointer.directory}")
 
         ctx = run.eval_context()
-        train_step = jax.jit(
+        # Retraced per number of steps in a call: steps_per_call, and 1 (see call_length).
+        train_steps = jax.jit(
             functools.partial(
-                step_lib.train_step, loss_fn=task.loss_fn(model), optimizer=optimizer,
+                step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
                 schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
             ),
-            in_shardings=(shardings, ctx.batch_sharding, None),
+            in_shardings=(shardings, ctx.steps_sharding, None),
             out_shardings=(shardings, None),
             donate_argnums=0,
         )
@@ -231,9 +237,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         skipped = 0
 
         def flush(step: int) -> None:
-            """Fetches queued step metrics (the train loop's only host sync) and logs them."""
+            """Fetches queued metrics (the train loop's only host sync); logs each step's."""
             nonlocal pending, skipped
-            fetched = jax.device_get(pending)
+            fetched = [{k: v[i] for k, v in call.items()}
+                       for call in jax.device_get(pending) for i in range(len(call["loss"]))]
             tokens_per_s, mfu = throughput.measure(step)
             for offset, m in enumerate(fetched):
                 s = step - len(fetched) + 1 + offset
@@ -259,19 +266,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
         try:
             with preemption.PreemptionWatcher() as watcher:
-                for step in range(start_step + 1, tcfg.steps + 1):
-                    batch = ctx.to_global(next(train_iter))
-                    state, step_metrics = train_step(state, batch, rng)
-                    pending.append(step_metrics)
-                    bar.update(1)
-                    if step == start_step + 1:
+                step = start_step
+                while step < tcfg.steps:
+                    n = call_length(step, tcfg)
+                    batches = ctx.to_global_steps([next(train_iter) for _ in range(n)])
+                    state, call_metrics = train_steps(state, batches, rng)
+                    pending.append(call_metrics)
+                    step += n
+                    bar.update(n)
+                    if step == start_step + n:
                         jax.block_until_ready(state)
                         throughput.restart(step)  # keep compilation out of tokens/s
-                    preempted = watcher.reached(step)
+                    # In order and without skipping: multi-host sync points are step numbers.
+                    preempted = any(watcher.reached(s) for s in range(step - n + 1, step + 1))
                     checkpoint_now = (step % tcfg.checkpoint_every == 0 or step == tcfg.steps
                                       or preempted)
-                    if (step % tcfg.log_every == 0 or step == tcfg.steps
-                            or (checkpoint_now and pending)):
+                    logged = step // tcfg.log_every > (step - n) // tcfg.log_every
+                    if logged or step == tcfg.steps or (checkpoint_now and pending):
                         flush(step)
                     if step % tcfg.eval_every == 0 or step == tcfg.steps:
                         eval_metrics = evaluate(step)
@@ -298,6 +309,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if text and jax.process_index() == 0:
                 print(f"\n{text}")
     return eval_metrics
+
+
+def call_length(step: int, tcfg: ml_collections.ConfigDict) -> int:
+    """How many steps the next train call runs, from `step` (the steps done so far).
+
+    `train.steps_per_call`, unless an evaluation, a checkpoint or the end falls before that
+    many steps: then 1, so those happen exactly on their steps. Aligned intervals (the
+    configs' defaults) compile one train executable; otherwise a second, one-step one.
+    """
+    end = step + tcfg.steps_per_call
+    if end > tcfg.steps:
+        return 1
+    stops = (tcfg.eval_every, tcfg.checkpoint_every)
+    if any(s % every == 0 for s in range(step + 1, end) for every in stops):
+        return 1
+    return tcfg.steps_per_call
 
 
 def headline(task: tasks_lib.Task, result: dict[str, float]) -> str:

@@ -1,4 +1,5 @@
-"""Module-level pure step functions: `train_step` and `eval_step`, plus the LM loss.
+"""Module-level pure step functions: `train_step` (`train_steps`: K of them in one call) and
+`eval_step`, plus the LM loss.
 
 Jit them where they are called, with shardings and `donate_argnums=0` (see loop.py):
 
@@ -106,6 +107,30 @@ def train_step(
         "tokens": weight_sum,
     }
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def train_steps(
+    state: TrainState, batches: Batch, rng: jax.Array, **step_kwargs
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """`train_step` on each of K batches in turn, inside one call (`lax.scan` over steps).
+
+    Keras's `steps_per_execution`: one dispatch and one set of XLA temp buffers per K steps.
+    On CPU that matters: XLA allocates each call's temp buffer (~1 GB for the benchmark's
+    reference GPT) afresh and the kernel zero-fills its pages, so one step per call spends
+    ~0.3-0.5 s of a 1-1.5 s step in page faults (benchmarks/README.md). Each step is exactly
+    `train_step` (same dropout keys, same update), so K steps here equal K calls of it.
+
+    Args:
+      state: the train state (donated).
+      batches: [K, B, ...] arrays, batch k for step k.
+      rng: base PRNG key, as for `train_step`.
+      **step_kwargs: `train_step`'s keyword arguments (loss_fn, optimizer, schedule, ...).
+
+    Returns:
+      The state after K steps and each step's metrics stacked: {name: [K]}.
+    """
+    return jax.lax.scan(lambda s, batch: train_step(s, batch, rng, **step_kwargs), state,
+                        batches)
 
 
 def eval_step(
