@@ -3,7 +3,9 @@ r"""Training tokens/s vs model size (tiny -> reference -> gpt2_small), JAX and P
     python -m benchmarks.model_sizes                  # writes benchmarks/model_sizes.png
 
 Runs `benchmarks.train_throughput` for each size (batch 8, seq 256, float32, A/B
-alternating) and writes the `model_sizes` section of BENCHMARKS.md and a log-log PNG.
+alternating) and writes the `model_sizes` section of BENCHMARKS.md and a log-log PNG. Each
+timed call is `--steps` optimizer steps (default 1, so JAX pays XLA CPU's per-call temporary
+buffer on every step; `train_throughput` and the trainer run 4 per call).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="tiny,reference,gpt2_small")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1, help="optimizer steps per timed call")
     parser.add_argument("--no_torch", action="store_true")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     common.pin_cpus(args.cpus)
     results = []
     for size in args.sizes.split(","):
-        flags = [f"--size={size}", "--steps=1", f"--reps={args.reps}", "--no_markdown",
+        flags = [f"--size={size}", f"--steps={args.steps}", f"--reps={args.reps}", "--no_markdown",
                  "--label=model_sizes"]
         flags += ["--no_torch"] * args.no_torch + ([f"--jsonl={args.jsonl}"] if args.jsonl else [])
         results.append(train_throughput.main(flags))
