@@ -4,8 +4,8 @@ r"""Training tokens/s vs model size (tiny -> reference -> gpt2_small), JAX and P
 
 Runs `benchmarks.train_throughput` for each size (batch 8, seq 256, float32, A/B
 alternating) and writes the `model_sizes` section of BENCHMARKS.md and a log-log PNG. Each
-timed call is `--steps` optimizer steps (default 1, so JAX pays XLA CPU's per-call temporary
-buffer on every step; `train_throughput` and the trainer run 4 per call).
+timed call is `--steps` optimizer steps (default 4, JAX in one jitted call as the trainer
+runs them; `--steps=1` makes JAX pay XLA CPU's per-call temporary buffer on every step).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="tiny,reference,gpt2_small")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1, help="optimizer steps per timed call")
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per timed call")
     parser.add_argument("--no_torch", action="store_true")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"### Training tokens/s vs model size (batch 8, seq 256, float32, "
         f"{results[0]['env']['cores_used']} core(s))",
         "",
-        f"Command: `python -m benchmarks.model_sizes --cpus={args.cpus}`. One optimizer step "
-        "per timed call, "
-        f"{args.reps} alternating calls per implementation after one warm-up call; medians.",
+        f"Command: `python -m benchmarks.model_sizes --cpus={args.cpus} --steps={args.steps} "
+        f"--reps={args.reps}`. {args.steps} optimizer step(s) per timed call (JAX: one jitted "
+        f"call), {args.reps} alternating calls per implementation after one warm-up call; "
+        "medians.",
         "",
         common.table(["size", "matmul params (M)", "JAX tokens/s", "JAX MFU",
                       "PyTorch tokens/s", "PyTorch MFU", "JAX / PyTorch"], rows),
