@@ -118,7 +118,8 @@ def train_steps(
     On CPU that matters: XLA allocates each call's temp buffer (~1 GB for the benchmark's
     reference GPT) afresh and the kernel zero-fills its pages, so one step per call spends
     ~0.3-0.5 s of a 1-1.5 s step in page faults (benchmarks/README.md). Each step is exactly
-    `train_step` (same dropout keys, same update), so K steps here equal K calls of it.
+    `train_step` (same dropout keys, same update): K steps here match K calls of it up to
+    float rounding (tests/train/test_step.py).
 
     Args:
       state: the train state (donated).
