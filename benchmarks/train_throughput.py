@@ -103,8 +103,7 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
     data_sharding = sharding.batch_sharding(mesh)
     if one_call:  # the same batch for each step: [steps, B, T]
         data = jax.tree.map(lambda x: jnp.broadcast_to(x, (steps, *x.shape)), data)
-        data_sharding = jax.sharding.NamedSharding(
-            mesh, jax.sharding.PartitionSpec(None, *data_sharding.spec))
+        data_sharding = sharding.steps_sharding(mesh)
     data = jax.device_put(data, data_sharding)
     step = jax.jit(
         functools.partial(train_steps if one_call else train_step, loss_fn=lm_loss_fn(model),

@@ -129,6 +129,11 @@ def batch_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedShardi
     return logical_sharding(mesh, ("batch",), rules)
 
 
+def steps_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
+    """The sharding of K stacked batches [K, B, ...] (`train_steps`): B as in `batch_sharding`."""
+    return logical_sharding(mesh, (None, "batch"), rules)
+
+
 def data_parallel_size(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> int:
     """How many ways the batch dimension is split."""
     spec = batch_sharding(mesh, rules).spec[0]

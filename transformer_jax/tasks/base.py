@@ -21,6 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from transformer_jax import sharding
 from transformer_jax.data.sources import TextSource
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import UserError
@@ -77,17 +78,12 @@ class EvalContext:
             for k, v in local.items()
         }
 
-    @property
-    def steps_sharding(self) -> jax.sharding.NamedSharding:
-        """The sharding of K stacked batches [K, B, ...]: B split as in `batch_sharding`."""
-        return jax.sharding.NamedSharding(
-            self.mesh, jax.sharding.PartitionSpec(None, *self.batch_sharding.spec))
-
     def to_global_steps(self, local: list[Batch]) -> dict[str, jax.Array]:
-        """K local batches as global [K, B, ...] arrays, for `train_steps`."""
+        """K local batches as global [K, B, ...] arrays (`sharding.steps_sharding`)."""
+        stacked = sharding.steps_sharding(self.mesh)
         return {
             k: jax.make_array_from_process_local_data(
-                self.steps_sharding, np.stack([np.asarray(b[k]) for b in local]))
+                stacked, np.stack([np.asarray(b[k]) for b in local]))
             for k in local[0]
         }
 

@@ -218,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
                 schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
             ),
-            in_shardings=(shardings, ctx.steps_sharding, None),
+            in_shardings=(shardings, sharding_lib.steps_sharding(run.mesh, rules), None),
             out_shardings=(shardings, None),
             donate_argnums=0,
         )
