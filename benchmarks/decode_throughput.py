@@ -22,7 +22,7 @@ def jax_runner(config, batch: int, prompt_len: int, new_tokens: int):
     """A callable doing one greedy generation of `new_tokens` tokens (waits for it)."""
     import jax
 
-    from transformer_jax.decode import generate
+    from transformer_jax.decoding.lm import generate
     from transformer_jax.models.gpt import GPT
 
     params = jax.jit(GPT(config).init)(

@@ -31,7 +31,8 @@ def compiled_memory(config, batch: int, seq_len: int) -> dict:
     from transformer_jax import sharding
     from transformer_jax.models.gpt import GPT
     from transformer_jax.train.state import state_shardings
-    from transformer_jax.train.step import lm_loss_fn, train_step
+    from transformer_jax.tasks.lm import lm_loss_fn
+    from transformer_jax.train.step import train_step
 
     model = GPT(config)
     optimizer = optax.adamw(1e-3, b1=0.9, b2=0.95, weight_decay=0.1)

@@ -12,7 +12,7 @@ import json
 from absl import app, flags, logging
 
 from experiments import common
-from transformer_jax.workdir import evaluate_workdir
+from transformer_jax.run.workdir import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _SPLIT = flags.DEFINE_string("split", "validation", "Data split: validation, train or test.")

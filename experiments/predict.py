@@ -1,10 +1,16 @@
 r"""Predict with a training run's newest checkpoint: one output line per input line.
 
   echo "text to classify" | python -m experiments.predict --workdir=runs/classify_stdlib
+  python -m experiments.predict --workdir=runs/seq2seq_stdlib --input_file=F --beam_size=4
 
 Reads lines from stdin (or --input_file) and prints, per line, what the run's task predicts:
 a label (classification), tags (tagging), an answer span (QA; input "question<TAB>context"),
-an output sequence (seq2seq), or a continuation (LM; newlines escaped as \n).
+the filled-in masks (BERT pretraining), an output sequence (seq2seq; a literal \n in an
+input stands for a newline) or a continuation (LM). Newlines in outputs are written as \n.
+
+Decoding flags, for the tasks that decode (default: the run's config): LM --max_new_tokens,
+--temperature, --top_k, --top_p, --seed; seq2seq --beam_size (0 = greedy, or sampling with
+--temperature), --alpha, --temperature, --top_k, --top_p, --seed. Other tasks take none.
 """
 
 import sys
@@ -13,10 +19,19 @@ from absl import app, flags, logging
 
 from experiments import common
 from transformer_jax.errors import UserError
-from transformer_jax.workdir import predict_workdir
+from transformer_jax.run.workdir import predict_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _INPUT = flags.DEFINE_string("input_file", None, "Read lines from this file (default: stdin).")
+flags.DEFINE_integer("max_new_tokens", None, "LM: tokens to generate at most.")
+flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
+flags.DEFINE_integer("top_k", None, "Keep the k most likely tokens (0 = all).")
+flags.DEFINE_float("top_p", None, "Nucleus sampling mass (1 = all).")
+flags.DEFINE_integer("seed", None, "Sampling seed.")
+flags.DEFINE_integer("beam_size", None, "Seq2seq: beam size (0 = greedy/sampling).")
+flags.DEFINE_float("alpha", None, "Seq2seq: GNMT length-penalty exponent.")
+DECODING_FLAGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "beam_size",
+                  "alpha")
 
 
 def main(argv):
@@ -28,11 +43,13 @@ def main(argv):
             try:
                 with open(_INPUT.value, encoding="utf-8") as f:
                     lines = f.read().splitlines()
-            except OSError as e:
+            except (OSError, UnicodeDecodeError) as e:
                 raise UserError(f"cannot read --input_file={_INPUT.value}: {e}") from e
         else:
             lines = sys.stdin.read().splitlines()
-        for line in predict_workdir(_WORKDIR.value, lines):
+        options = {name: flags.FLAGS[name].value for name in DECODING_FLAGS
+                   if flags.FLAGS[name].present}
+        for line in predict_workdir(_WORKDIR.value, lines, **options):
             print(line)
 
     common.run_main(run)

@@ -11,7 +11,7 @@ import json
 from absl import app, flags
 
 from experiments import common
-from transformer_jax.summary import summarize
+from transformer_jax.run.summary import summarize
 
 _CONFIG = common.define_config_flag()
 _NUM_DEVICES = flags.DEFINE_integer(

@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from experiments import common
 from transformer_jax import distributed
-from transformer_jax.train.loop import train_and_evaluate
+from transformer_jax.run.trainer import train_and_evaluate
 
 _CONFIG = common.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>).")

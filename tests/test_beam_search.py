@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tests.models.toy_seq2seq import BOS, CONFIG, EOS, trained
-from transformer_jax import beam_search, seq2seq_decode
+from transformer_jax.decoding import beam_search
+from transformer_jax.decoding import seq2seq as seq2seq_decode
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 

@@ -7,14 +7,28 @@ The public API (internals may move; these names stay):
     model = tj.GPT(config)
     mesh = tj.make_mesh(data=-1)
     state, shardings = tj.create_sharded_state(model, optax.adamw(1e-3), mesh, rng, seq_len)
+
+The layers (docs/architecture.md): `models/` (layers and the three families), `data/`,
+`train/` (the task-agnostic step library), `decoding/`, `tasks/`, then `run/` (the trainer).
 """
 
-from transformer_jax.decode import generate, sample_logits
+from transformer_jax.decoding.beam_search import beam_search
+from transformer_jax.decoding.lm import generate
+from transformer_jax.decoding.sampling import sample_logits
 from transformer_jax.errors import UserError
-from transformer_jax.models.build import build_model
+from transformer_jax.models.bert import (
+    BertEncoder,
+    BertForPretraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
 from transformer_jax.models.config import PRESETS, ModelConfig, from_preset
+from transformer_jax.models.encdec import EncoderDecoder
 from transformer_jax.models.gpt import GPT
+from transformer_jax.placement import Placement
 from transformer_jax.sharding import LOGICAL_AXIS_RULES, batch_sharding, make_mesh
+from transformer_jax.tasks.lm import eval_step, lm_loss_fn
 from transformer_jax.train.losses import cross_entropy
 from transformer_jax.train.state import (
     TrainState,
@@ -22,17 +36,24 @@ from transformer_jax.train.state import (
     init_state,
     state_shardings,
 )
-from transformer_jax.train.step import eval_step, lm_loss_fn, train_step, train_steps
+from transformer_jax.train.step import train_step, train_steps
 
 __all__ = [
     "GPT",
     "LOGICAL_AXIS_RULES",
     "PRESETS",
+    "BertEncoder",
+    "BertForPretraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "EncoderDecoder",
     "ModelConfig",
+    "Placement",
     "TrainState",
     "UserError",
     "batch_sharding",
-    "build_model",
+    "beam_search",
     "create_sharded_state",
     "cross_entropy",
     "eval_step",

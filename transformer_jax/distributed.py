@@ -28,10 +28,7 @@ import jax
 import numpy as np
 from absl import logging
 
-# JAX has no public "is this a Cloud TPU VM?" query; this flag, set when `import jax` finds
-# libtpu and TPU chips, is exactly what its own GCE/GKE TPU cluster detection checks.
-from jax._src import cloud_tpu_init
-
+from transformer_jax import compat
 from transformer_jax.errors import UserError
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -80,7 +77,7 @@ def initialize(
             )
         logging.info("jax.distributed: SLURM task %s", os.environ["SLURM_PROCID"])
         jax.distributed.initialize(cluster_detection_method="slurm")
-    elif cloud_tpu_init.running_in_cloud_tpu_vm:
+    elif compat.running_in_cloud_tpu_vm():
         logging.info("jax.distributed: Cloud TPU VM, layout from the TPU metadata")
         jax.distributed.initialize()
     elif env_address is not None:
@@ -149,7 +146,7 @@ def any_process(flag: bool) -> bool:
 def merge_process_states(state: dict) -> dict:
     """One data-iterator state from every process's (a collective: all must call it).
 
-    States with a "shards" dict (data/pipeline.py: each process holds its own shards') are
+    States with a "shards" dict (data/lm_pipeline.py: each process holds its own shards') are
     merged; any other state is the same on every process (data/batching.py) and kept as is.
     """
     if jax.process_count() == 1 or "shards" not in state:

@@ -3,7 +3,7 @@
 Mesh axes: `data` (pure data parallelism: params replicated), `fsdp` (data parallelism with
 params and optimizer state sharded, ZeRO-3 style), `tensor` (Megatron-style model
 parallelism over heads / MLP / vocab). Model code only names logical axes (see
-models/layers.py); a config may override `LOGICAL_AXIS_RULES` as a whole.
+models/layers.py); `LOGICAL_AXIS_RULES` is the one table every sharding here is derived from.
 """
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ def make_mesh(
 
 
 def logical_sharding(
-    mesh: Mesh, logical_axes: tuple[str | None, ...], rules: Rules = LOGICAL_AXIS_RULES
+    mesh: Mesh, logical_axes: tuple[str | None, ...]
 ) -> NamedSharding:
     """The NamedSharding of an array with the given logical axes."""
-    return NamedSharding(mesh, nn.logical_to_mesh_axes(logical_axes, rules))
+    return NamedSharding(mesh, nn.logical_to_mesh_axes(logical_axes, LOGICAL_AXIS_RULES))
 
 
 def strip_boxes(tree):
@@ -111,32 +111,32 @@ def strip_boxes(tree):
     )
 
 
-def tree_shardings(abstract_tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
+def tree_shardings(abstract_tree, mesh: Mesh):
     """NamedShardings for a tree of (possibly `nn.LogicallyPartitioned`) abstract arrays.
 
     Leaves without logical annotations (step counters, optimizer scalars) are replicated.
     """
     specs = nn.get_partition_spec(abstract_tree)
-    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+    return nn.logical_to_mesh_sharding(specs, mesh, LOGICAL_AXIS_RULES)
 
 
-def batch_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
+def batch_sharding(mesh: Mesh) -> NamedSharding:
     """The sharding of a batch's arrays ([B], [B, T], ...): B over the data-parallel axes.
 
     Only the leading axis is named, so the one sharding fits arrays of any rank (per-example
     labels [B] as well as tokens [B, T]); the other axes are replicated.
     """
-    return logical_sharding(mesh, ("batch",), rules)
+    return logical_sharding(mesh, ("batch",))
 
 
-def steps_sharding(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
+def steps_sharding(mesh: Mesh) -> NamedSharding:
     """The sharding of K stacked batches [K, B, ...] (`train_steps`): B as in `batch_sharding`."""
-    return logical_sharding(mesh, (None, "batch"), rules)
+    return logical_sharding(mesh, (None, "batch"))
 
 
-def data_parallel_size(mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> int:
+def data_parallel_size(mesh: Mesh) -> int:
     """How many ways the batch dimension is split."""
-    spec = batch_sharding(mesh, rules).spec[0]
+    spec = batch_sharding(mesh).spec[0]
     axes = (spec,) if isinstance(spec, str) else (spec or ())
     return math.prod(mesh.shape[a] for a in axes)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.data.conftest import ListSource
-from transformer_jax.data import pipeline, sources
+from transformer_jax.data import lm_pipeline, sources
 from transformer_jax.errors import UserError
 
 SEQ_LEN = 32

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.models.toy_seq2seq import BOS, CONFIG, EOS, trained
-from transformer_jax import seq2seq_decode
+from transformer_jax.decoding import seq2seq as seq2seq_decode
 from transformer_jax.models.encdec import EncoderDecoder
 
 DECODER = EncoderDecoder(CONFIG.replace(decode=True, deterministic=True))

@@ -8,11 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer_jax import decode
-from transformer_jax.decode import generate
+from transformer_jax.decoding import lm as decode
+from transformer_jax.decoding import loop as decoding_loop
+from transformer_jax.decoding.lm import generate
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.gpt import GPT
-from transformer_jax.models.transformer import unscan_params
+from transformer_jax.models.stack import unscan_params
 
 SMALL = dict(num_layers=2, d_model=32, num_heads=4, mlp_dim=64, vocab_size=97, max_len=32)
 VARIANTS = {
@@ -160,7 +161,7 @@ def test_compiled_decode_loop_neither_copies_nor_transposes_the_kv_cache(batch):
     compiled = jax.jit(
         decode._generate.__wrapped__,
         static_argnames=("model", "max_new_tokens", "temperature", "top_k", "top_p", "eos_id"),
-        compiler_options=decode.CPU_LOOP_OPTIONS,
+        compiler_options=decoding_loop.CPU_LOOP_OPTIONS,
     ).lower(params, prompt, jax.random.key(0), model=model, max_new_tokens=8, temperature=0.0,
             top_k=0, top_p=1.0, eos_id=None).compile()
     body = _while_body(compiled.as_text())

@@ -8,13 +8,13 @@ import pytest
 
 from transformer_jax.errors import UserError
 from transformer_jax.models.bert import BertEncoder, BertForPretraining
-from transformer_jax.models.build import build_model
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.encdec import EncoderDecoder
+from transformer_jax.models.gpt import GPT
 
 
 def count_params(preset: str, **overrides) -> int:
-    model = build_model(from_preset(preset, **overrides))
+    model = GPT(from_preset(preset, **overrides))
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     )

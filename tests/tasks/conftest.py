@@ -13,7 +13,9 @@ import pytest
 from experiments.configs import bert_stdlib
 from transformer_jax.data import bert_pretrain, tokenizer
 from transformer_jax.models.config import from_preset
-from transformer_jax.tasks.encoder import eval_context
+from transformer_jax import sharding
+from transformer_jax.placement import Placement
+from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.train.state import TrainState
 from transformer_jax.train.step import train_step
 
@@ -67,7 +69,19 @@ def train(task, tok, steps: int, seed: int = 0, params=None, learning_rate: floa
     return state.params, losses
 
 
+def one_process_placement(rows: int = 8) -> Placement:
+    """Batches of `rows` rows on all local devices (one process)."""
+    return Placement(sharding.make_mesh(data=-1, fsdp=1, tensor=1), rows)
+
+
 @pytest.fixture
-def context():
-    """(task, tokenizer) -> a one-process EvalContext with 8 rows per batch."""
-    return lambda task, tok: eval_context(task.model_config, tok, 8, task.config)
+def placement() -> Placement:
+    return one_process_placement()
+
+
+@pytest.fixture
+def evaluate(placement):
+    """(task, tokenizer, params) -> the task's metrics as the trainer computes them, on at
+    most `config.train.eval_batches` validation batches of 8 rows."""
+    return lambda task, tok, params: Evaluator(task, placement, tok)(
+        params, "validation", task.config.train.eval_batches)

@@ -10,7 +10,8 @@ from tests.tasks.conftest import STDLIB, tiny_config
 from tests.tasks.test_classify import rows, write_csv
 from transformer_jax import sharding
 from transformer_jax.errors import UserError
-from transformer_jax.train import loop, optim, pretrained, state
+from transformer_jax import run as run_lib
+from transformer_jax.train import optim, pretrained, state
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def pretraining_run(tmp_path_factory):
     c = tiny_config("bert_pretrain", source="local", path=str(corpus), validation_fraction=0.3,
                     tokenizer_cache_dir=str(root / "cache"))
     c.train.update(steps=2, eval_every=2, checkpoint_every=2, eval_batches=1)
-    loop.train_and_evaluate(c, str(root / "pretrain"))
+    run_lib.train_and_evaluate(c, str(root / "pretrain"))
     return c, root
 
 
@@ -39,15 +40,15 @@ def finetune_config(root, **model):
 
 def test_classifier_starts_from_the_pretrained_encoder(pretraining_run):
     pre_config, root = pretraining_run
-    run = loop.setup_run(finetune_config(root), str(root / "classify"))
+    run = run_lib.setup_run(finetune_config(root), str(root / "classify"))
     assert run.tokenizer.serialized_model() == (root / "pretrain/tokenizer.model").read_bytes()
     model = run.task.build_model(run.model_config)
     optimizer, _ = optim.make_optimizer(run.config.optim, run.config.train.steps)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding.LOGICAL_AXIS_RULES):
-        init_params, _, shardings = loop.state_layout(run, model, optimizer)
+        init_params, _, shardings = run_lib.state_layout(run, model, optimizer)
         fresh = state.init_state(init_params, optimizer, jax.random.key(5), shardings).params
         loaded = pretrained.load_into(run.pretrained, fresh)
-    trained = loop.restore_state(loop.setup_run(pre_config, str(root / "pretrain"))).params
+    trained = run_lib.restore_state(run_lib.setup_run(pre_config, str(root / "pretrain"))).params
     assert set(loaded) == {"bert", "classifier"} and set(trained) == {"bert", "mlm", "nsp"}
     for got, want in zip(jax.tree.leaves(loaded["bert"]), jax.tree.leaves(trained["bert"]),
                          strict=True):
@@ -60,7 +61,7 @@ def test_classifier_starts_from_the_pretrained_encoder(pretraining_run):
 def test_other_preset_or_vocab_is_a_clear_error(pretraining_run):
     _, root = pretraining_run
     with pytest.raises(UserError, match=r"init_from=.* model.vocab_size=384 .* says 512"):
-        loop.setup_run(finetune_config(root, vocab_size=512), str(root / "other"))
+        run_lib.setup_run(finetune_config(root, vocab_size=512), str(root / "other"))
     with pytest.raises(UserError, match=r"init_from=.* model.num_layers=2 .* says 3"):
-        loop.setup_run(finetune_config(root, num_layers=3), str(root / "other"))
+        run_lib.setup_run(finetune_config(root, num_layers=3), str(root / "other"))
     assert not (root / "other").exists()

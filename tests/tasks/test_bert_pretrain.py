@@ -25,17 +25,17 @@ def corpus(tmp_path):
     return tmp_path
 
 
-def test_pretraining_trains_and_reports(corpus, context):
+def test_pretraining_trains_and_reports(corpus, evaluate, placement):
     c = tiny_config("bert_pretrain", source="local", path=str(corpus), validation_fraction=0.25)
     task = BertPretraining(c, model_config(c))
     tok = make_tokenizer(task)
     params, losses = train(task, tok, 40, learning_rate=3e-3)
     assert np.mean(losses[-5:]) < losses[0] - 1.0
-    metrics = task.evaluate(context(task, tok), params)
+    metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 16  # eval_batches=2 batches of 8
     assert 0.0 < metrics["mlm_accuracy"] < 1.0 and 0.0 <= metrics["nsp_accuracy"] <= 1.0
     assert abs(metrics["loss"] - metrics["mlm_loss"]) < 1.5  # NSP adds ~log 2 per example
-    (filled,) = task.predict(context(task, tok), params, ["import [MASK]\nx = [MASK](1)"])
+    (filled,) = task.predict(placement, params, tok, ["import [MASK]\nx = [MASK](1)"])
     assert "[MASK]" not in filled and filled.startswith("import ")
 
 

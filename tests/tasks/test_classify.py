@@ -35,7 +35,7 @@ def data_dir(tmp_path):
     return tmp_path
 
 
-def test_trains_and_evaluates(data_dir, context):
+def test_trains_and_evaluates(data_dir, evaluate, placement):
     c = tiny_config("classify", source="local", path=str(data_dir / "train.csv"),
                     validation_path=str(data_dir / "dev.tsv"))
     c.train.eval_batches = None
@@ -45,11 +45,11 @@ def test_trains_and_evaluates(data_dir, context):
     tok = make_tokenizer(task)
     params, losses = train(task, tok, 120, learning_rate=1e-3)
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
-    metrics = task.evaluate(context(task, tok), params)
+    metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 40
     assert metrics["accuracy"] > 0.9
     assert set(metrics) >= {"macro_f1", "f1/fruit", "recall/tool", "confusion/fruit/fruit"}
-    assert task.predict(context(task, tok), params, ["i like the saw and the drill"]) == ["tool"]
+    assert task.predict(placement, params, tok, ["i like the saw and the drill"]) == ["tool"]
 
 
 def test_local_formats_and_pairs(tmp_path):

@@ -74,14 +74,14 @@ def test_doc_stride_spans_map_back_to_characters(config):
     assert labelled == set(range(len(QAS)))  # every answer fits in some window
 
 
-def test_trains_and_evaluates(config, context):
+def test_trains_and_evaluates(config, evaluate, placement):
     task = QuestionAnswering(config, model_config(config))
     tok = make_tokenizer(task)
     params, losses = train(task, tok, 40, learning_rate=2e-3)
     assert losses[-1] < losses[0]
-    metrics = task.evaluate(context(task, tok), params)
+    metrics = evaluate(task, tok, params)
     assert metrics["questions"] == len(QAS) and 0 <= metrics["f1"] <= 100
-    answers = task.predict(context(task, tok), params, [f"{QAS[0][0]}\t{CONTEXT}"])
+    answers = task.predict(placement, params, tok, [f"{QAS[0][0]}\t{CONTEXT}"])
     assert len(answers) == 1 and answers[0] in CONTEXT
 
 
@@ -93,4 +93,4 @@ def test_bad_inputs(tmp_path, config):
         qa.read_squad(tmp_path / "list.json")
     task = QuestionAnswering(config, model_config(config))
     with pytest.raises(UserError, match="question<TAB>context"):
-        task.predict(None, None, ["no tab here"])
+        task.predict(None, None, None, ["no tab here"])

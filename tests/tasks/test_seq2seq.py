@@ -11,11 +11,13 @@ import pytest
 
 from experiments.configs import seq2seq_stdlib
 from tests.models.toy_seq2seq import CONFIG, reversal_batch, trained
-from transformer_jax import workdir as workdir_lib
+from transformer_jax.run import workdir as workdir_lib
+from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import from_preset
 from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
-from transformer_jax.train import loop, optim
+from transformer_jax import run as run_lib
+from transformer_jax.train import optim
 
 
 def test_label_smoothed_loss_matches_hand_computation():
@@ -65,26 +67,26 @@ def small_config(tmp_path, monkeypatch):
 
 def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, capsys):
     workdir = str(tmp_path / "run")
-    metrics = loop.train_and_evaluate(small_config, workdir)
+    metrics = run_lib.train_and_evaluate(small_config, workdir)
     assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
     assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
     demo = capsys.readouterr().out
     assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
-    # What experiments.generate does: one output line per input line, beam or sampled.
-    decoded = workdir_lib.decode_from_workdir(workdir, ["def f(x):\\n    return x", "y = 1"],
-                                              beam_size=2)
+    # What experiments.predict does: one output line per input line, beam or sampled.
+    decoded = workdir_lib.predict_workdir(workdir, ["def f(x):\\n    return x", "y = 1"],
+                                          beam_size=2)
     assert len(decoded) == 2 and all("\n" not in line for line in decoded)
     assert workdir_lib.task_of_workdir(workdir) == "seq2seq"
-    run = loop.setup_run(small_config, workdir)
-    params = loop.restore_state(run).params
+    run = run_lib.setup_run(small_config, workdir)
+    params = run_lib.restore_state(run).params
     lines = ["def f(x):\\n    return x + 1", "", "x" * 10_000]  # empty and over-long too
     with jax.set_mesh(run.mesh):
-        ctx = run.eval_context()
-        beam = run.task.predict(ctx, params, lines)
-        run.config.task.beam_size = 0
-        sampled = run.task.predict(ctx, params, lines, temperature=1.0, seed=3)
-        run.config.task.beam_size = small_config.task.beam_size
-        again = run.task.evaluate(ctx, params)
+        placement = run.placement()
+        beam = run.task.predict(placement, params, run.tokenizer, lines)
+        sampled = run.task.predict(placement, params, run.tokenizer, lines, beam_size=0,
+                                   temperature=1.0, seed=3)
+        again = Evaluator(run.task, placement, run.tokenizer)(
+            params, "validation", run.config.train.eval_batches)
     assert len(beam) == len(sampled) == 3 and all("\n" not in o for o in beam + sampled)
     assert again == pytest.approx(metrics)  # the restored checkpoint evaluates the same
 

@@ -59,17 +59,17 @@ def test_labels_on_first_sub_token(conll):
     assert short["tokens"][n - 1] == tok.piece_id("[SEP]")  # whole words only, then [SEP]
 
 
-def test_trains_evaluates_and_predicts(conll, context):
+def test_trains_evaluates_and_predicts(conll, evaluate, placement):
     c, _ = conll
     c.train.eval_batches = None
     task = TokenClassification(c, model_config(c))
     tok = make_tokenizer(task)
     params, losses = train(task, tok, 80, learning_rate=2e-3)
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
-    metrics = task.evaluate(context(task, tok), params)
+    metrics = evaluate(task, tok, params)
     assert metrics["sentences"] == 3
     assert metrics["word_accuracy"] > 0.8 and 0 <= metrics["entity_f1"] <= 1
-    (line,) = task.predict(context(task, tok), params, ["EU rejects British lamb"])
+    (line,) = task.predict(placement, params, tok, ["EU rejects British lamb"])
     assert line.split()[0].startswith("EU/") and len(line.split()) == 4
 
 

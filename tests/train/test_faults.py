@@ -18,8 +18,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from transformer_jax.errors import UserError
-from transformer_jax.train import loop
-from transformer_jax.train import step as step_lib
+from transformer_jax import run as run_lib
+from transformer_jax.tasks import lm as lm_task
 
 ROOT = pathlib.Path(__file__).parent.parent.parent
 
@@ -59,7 +59,7 @@ def wait_for_step(workdir: pathlib.Path, step: int, proc: subprocess.Popen) -> N
 
 def test_kill_9_then_resume_matches_an_uninterrupted_run(config, tmp_path):
     config.train.update(steps=12, checkpoint_every=2, eval_every=100)
-    loop.train_and_evaluate(config, str(tmp_path / "straight"))
+    run_lib.train_and_evaluate(config, str(tmp_path / "straight"))
     kill_after = random.Random(os.getpid()).randint(3, 9)
     workdir = tmp_path / "killed"
     proc = start(config, workdir)
@@ -67,7 +67,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(config, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert max(losses(workdir)) < 12, "killed too late to test anything"
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     assert losses(workdir) == losses(tmp_path / "straight"), f"killed after step {kill_after}"
 
 
@@ -110,10 +110,10 @@ def _damage(newest: pathlib.Path, how: str) -> None:
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_good_one(
         config, tmp_path, how, caplog):
     workdir = tmp_path / "run"
-    loop.train_and_evaluate(config, str(workdir))  # 6 steps, checkpoints at 3 and 6
+    run_lib.train_and_evaluate(config, str(workdir))  # 6 steps, checkpoints at 3 and 6
     straight = losses(workdir)
     _damage(workdir / "checkpoints" / "6", how)
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     assert "unreadable" in caplog.text or "unfinished" in caplog.text
     assert losses(workdir) == straight  # steps 4-6 redone from step 3, identically
     assert (workdir / "checkpoints" / "6" / "state").is_dir()
@@ -122,7 +122,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_good_one(
 def test_disk_full_on_save_is_a_clear_error_and_keeps_earlier_checkpoints(
         config, tmp_path, monkeypatch):
     workdir = tmp_path / "run"
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     shutil.rmtree(workdir / "checkpoints" / "6")
     before = sorted(p.name for p in (workdir / "checkpoints" / "3").rglob("*"))
 
@@ -131,17 +131,17 @@ def test_disk_full_on_save_is_a_clear_error_and_keeps_earlier_checkpoints(
 
     monkeypatch.setattr(ocp.handlers.JsonCheckpointHandler, "_save_fn", no_space)
     with pytest.raises(UserError, match="No space left on device"):
-        loop.train_and_evaluate(config, str(workdir))
+        run_lib.train_and_evaluate(config, str(workdir))
     assert sorted(p.name for p in (workdir / "checkpoints" / "3").rglob("*")) == before
     assert not (workdir / "checkpoints" / "6").exists()
     monkeypatch.undo()
-    loop.train_and_evaluate(config, str(workdir))  # space is back: it resumes from 3
+    run_lib.train_and_evaluate(config, str(workdir))  # space is back: it resumes from 3
     assert (workdir / "checkpoints" / "6").is_dir()
 
 
 def _poisoned_loss(monkeypatch):
     """Makes every loss NaN (the model "diverges") for runs started after this call."""
-    real = step_lib.lm_loss_fn
+    real = lm_task.lm_loss_fn
 
     def poisoned(model):
         fn = real(model)
@@ -152,17 +152,17 @@ def _poisoned_loss(monkeypatch):
 
         return loss_fn
 
-    monkeypatch.setattr(step_lib, "lm_loss_fn", poisoned)
+    monkeypatch.setattr(lm_task, "lm_loss_fn", poisoned)
 
 
 def test_nonfinite_loss_stops_with_a_clear_error_keeping_the_last_good_checkpoint(
         config, tmp_path, monkeypatch):
     workdir = tmp_path / "run"
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     shutil.rmtree(workdir / "checkpoints" / "6")
     _poisoned_loss(monkeypatch)
     with pytest.raises(UserError, match="non-finite loss or gradients at step 4"):
-        loop.train_and_evaluate(config, str(workdir))
+        run_lib.train_and_evaluate(config, str(workdir))
     names = sorted(p.name for p in (workdir / "checkpoints").iterdir())
     assert names == ["3"]
 
@@ -170,15 +170,15 @@ def test_nonfinite_loss_stops_with_a_clear_error_keeping_the_last_good_checkpoin
 def test_nonfinite_loss_skip_leaves_params_unchanged_and_counts(config, tmp_path, monkeypatch):
     workdir = tmp_path / "run"
     config.train.on_nonfinite = "skip"
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     shutil.rmtree(workdir / "checkpoints" / "6")
-    run = loop.setup_run(config, str(workdir))
-    at_3 = loop.restore_state(run)
+    run = run_lib.setup_run(config, str(workdir))
+    at_3 = run_lib.restore_state(run)
     _poisoned_loss(monkeypatch)
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [x["nonfinite"] for x in lines if x["split"] == "train"] == [0, 0, 0, 1, 1, 1]
-    at_6 = loop.restore_state(loop.setup_run(config, str(workdir)))
+    at_6 = run_lib.restore_state(run_lib.setup_run(config, str(workdir)))
     assert int(at_6.step) == 6
     for a, b in zip(jax.tree.leaves(at_3.params), jax.tree.leaves(at_6.params), strict=False):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -15,7 +15,8 @@ from transformer_jax.models.config import from_preset
 from transformer_jax.models.gpt import GPT
 from transformer_jax.train import losses, optim
 from transformer_jax.train.state import TrainState
-from transformer_jax.train.step import lm_loss_fn, train_step, train_steps
+from transformer_jax.tasks.lm import lm_loss_fn
+from transformer_jax.train.step import train_step, train_steps
 
 
 def optim_config(**overrides):

@@ -15,8 +15,8 @@ import pytest
 
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.errors import UserError
-from transformer_jax.models.build import build_model
-from transformer_jax.train import loop, optim
+from transformer_jax import run as run_lib
+from transformer_jax.train import optim
 from transformer_jax.train import state as state_lib
 
 
@@ -51,7 +51,7 @@ def _train_on(config, workdir, devices):
 
     sharding_lib.make_mesh = make_mesh
     try:
-        loop.train_and_evaluate(config, str(workdir))
+        run_lib.train_and_evaluate(config, str(workdir))
     finally:
         sharding_lib.make_mesh = original
 
@@ -60,11 +60,11 @@ def test_fsdp_shards_params_eightfold(config, tmp_path):
     """Under fsdp=8 each device holds ~1/8 of the parameter bytes."""
     config.model.update(d_model=256, mlp_dim=1024, num_heads=4)
     config.mesh.update(data=1, fsdp=8, tensor=1)
-    run = loop.setup_run(config, str(tmp_path))
-    model = build_model(run.model_config)
+    run = run_lib.setup_run(config, str(tmp_path))
+    model = run.task.build_model(run.model_config)
     optimizer, _ = optim.make_optimizer(config.optim, config.train.steps)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
-        init_params, _, shardings = loop.state_layout(run, model, optimizer)
+        init_params, _, shardings = run_lib.state_layout(run, model, optimizer)
         state = state_lib.init_state(init_params, optimizer, jax.random.key(0), shardings)
     total = sum(x.nbytes for x in jax.tree.leaves(state.params))
     per_device: dict = {}
@@ -79,10 +79,10 @@ def test_fsdp_shards_params_eightfold(config, tmp_path):
 def test_exact_resume_after_kill(config, tmp_path):
     """Run 6 steps; drop the step-6 checkpoint (as if killed after step 3's); re-run."""
     workdir = tmp_path / "run"
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     straight = losses(workdir)
     shutil.rmtree(workdir / "checkpoints" / "6")
-    loop.train_and_evaluate(config, str(workdir))
+    run_lib.train_and_evaluate(config, str(workdir))
     resumed = losses(workdir)
     assert sorted(resumed) == [1, 2, 3, 4, 5, 6]
     assert [resumed[s] for s in range(1, 7)] == [straight[s] for s in range(1, 7)]  # bitwise
@@ -92,10 +92,10 @@ def test_checkpoint_restores_onto_another_mesh(config, tmp_path):
     workdir = str(tmp_path / "run")
     config.model.scan_layers = True  # the stacked [layers, ...] layout (CPU default: unrolled)
     config.mesh.update(data=1, fsdp=8, tensor=1)
-    loop.train_and_evaluate(config, workdir)
-    on_fsdp = loop.restore_state(loop.setup_run(config, workdir))
+    run_lib.train_and_evaluate(config, workdir)
+    on_fsdp = run_lib.restore_state(run_lib.setup_run(config, workdir))
     config.mesh.update(data=2, fsdp=2, tensor=2)
-    on_mixed = loop.restore_state(loop.setup_run(config, workdir))
+    on_mixed = run_lib.restore_state(run_lib.setup_run(config, workdir))
     assert int(on_mixed.step) == 6
     kernel = on_mixed.params["decoder"]["layers"]["block"]["mlp"]["wi"]["kernel"]
     assert dict(kernel.sharding.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
@@ -111,7 +111,7 @@ def test_calls_run_steps_per_call_steps_between_evals_and_checkpoints():
     def lengths(step):
         out = []
         while step < tcfg.steps:
-            out.append(loop.call_length(step, tcfg))
+            out.append(run_lib.call_length(step, tcfg))
             step += out[-1]
         return out
 
@@ -122,5 +122,5 @@ def test_calls_run_steps_per_call_steps_between_evals_and_checkpoints():
 def test_steps_per_call_below_one_is_a_clear_error(config, tmp_path):
     config.train.steps_per_call = 0
     with pytest.raises(UserError, match="train.steps_per_call=0"):
-        loop.setup_run(config, str(tmp_path / "run"))
+        run_lib.setup_run(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()

@@ -1,6 +1,6 @@
 """Data: text sources, a lossless SentencePiece tokenizer, Grain LM pipelines with packing."""
 
-from transformer_jax.data.pipeline import BATCH_KEYS, lm_dataset, lm_eval_batches
+from transformer_jax.data.lm_pipeline import BATCH_KEYS, lm_dataset, lm_eval_batches
 from transformer_jax.data.sources import (
     LocalSource,
     StdlibSource,

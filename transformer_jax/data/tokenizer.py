@@ -29,7 +29,7 @@ import sentencepiece as spm
 from absl import logging
 
 from transformer_jax.data.chunking import MAX_DOC_CHARS, split_text
-from transformer_jax.data.sources import TextSource
+from transformer_jax.data.splits import TextSource
 from transformer_jax.errors import UserError
 
 _META = "\u2581"  # SentencePiece's whitespace marker.
@@ -83,6 +83,11 @@ class Tokenizer:
     def serialized_model(self) -> bytes:
         """The SentencePiece ModelProto bytes (what `save` writes)."""
         return self._proto
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the model: equal for equal tokenizers (a key for data built with it)."""
+        return hashlib.sha256(self._proto).hexdigest()[:16]
 
     @property
     def vocab_size(self) -> int:

@@ -36,7 +36,11 @@ def classification_report(
        "confusion_matrix": [[int]] (rows true, columns predicted)}. A class never predicted
       (or never present) has precision (recall) 0.
     """
-    matrix = confusion_matrix(labels, predictions, len(names))
+    return report_from_confusion(confusion_matrix(labels, predictions, len(names)), names)
+
+
+def report_from_confusion(matrix: np.ndarray, names: Sequence[str]) -> dict:
+    """`classification_report` from an int [C, C] confusion matrix (rows true labels)."""
     tp = np.diag(matrix).astype(np.float64)
     predicted, support = matrix.sum(0), matrix.sum(1)
     precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 from transformer_jax.models import attention
 from transformer_jax.models.config import ModelConfig
-from transformer_jax.models.gpt import Embedder
-from transformer_jax.models.transformer import Stack
+from transformer_jax.models.embedder import Embedder
+from transformer_jax.models.stack import Stack
 
 
 class EncoderDecoder(nn.Module):

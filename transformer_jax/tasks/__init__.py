@@ -6,7 +6,7 @@ import ml_collections
 
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
-from transformer_jax.tasks.base import BatchIterator, EvalContext, LossFn, Task
+from transformer_jax.tasks.base import Batch, BatchIterator, LossFn, Task
 
 
 def _registry() -> dict[str, type[Task]]:
@@ -35,4 +35,4 @@ def make_task(config: ml_collections.ConfigDict, model_config: ModelConfig) -> T
     return registry[name](config, model_config)
 
 
-__all__ = ["BatchIterator", "EvalContext", "LossFn", "Task", "make_task", "task_name"]
+__all__ = ["Batch", "BatchIterator", "LossFn", "Task", "make_task", "task_name"]

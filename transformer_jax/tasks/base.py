@@ -1,9 +1,15 @@
-"""The contract between the one trainer (train/loop.py) and a family/task.
+"""The contract between the one trainer (`transformer_jax/run/`) and a family/task.
 
-A task says which model to build, what the batches are, what the loss is and how to
-evaluate; the trainer owns everything else (mesh, sharded state, jitted `train_step`,
-checkpoints with exact resume, preemption, metrics files). To add a task: subclass `Task`,
-register it in `tasks/__init__.py`, and give it a config in `experiments/configs/`.
+A task supplies pure pieces; the trainer owns placement (`placement.Placement`), the
+jitted train and eval steps, the evaluation loop, throughput accounting, checkpoints and
+preemption. To add a task: subclass `Task`, register it in `tasks/__init__.py`, and give it
+a config in `experiments/configs/` (docs/architecture.md walks through one).
+
+Training: `build_model`, `init_batch`, `model_inputs`, `loss_fn`, `train_batches`.
+Evaluation, run by `run/evaluation.py`:
+
+    sums = Σ over eval_batches(...) of eval_sums(model, params, batch)   # jitted once
+    metrics = eval_metrics(sums) | decoded_metrics(...)                 # host side
 
 Batches are dicts of numpy arrays whose leading axis is the batch; the trainer turns each
 process's rows into global arrays sharded over the mesh's batch axes.
@@ -12,8 +18,7 @@ process's rows into global arrays sharded over the mesh's batch axes.
 from __future__ import annotations
 
 import abc
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
 import flax.linen as nn
@@ -21,19 +26,18 @@ import jax
 import ml_collections
 import numpy as np
 
-from transformer_jax import sharding
-from transformer_jax.data.sources import TextSource
+from transformer_jax.data.splits import TextSource
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
+from transformer_jax.placement import Placement
+from transformer_jax.train.step import Batch, LossFn
 
-Batch = dict[str, np.ndarray]
-# (params, batch, dropout_rng) -> (loss_sum, weight_sum); the trainer divides the sums.
-LossFn = Callable[[Any, dict[str, jax.Array], jax.Array], tuple[jax.Array, jax.Array]]
+__all__ = ["Batch", "BatchIterator", "LossFn", "Task", "check_options"]
 
 
 class BatchIterator(Protocol):
-    """Training batches with resumable state (see data/batching.py and data/pipeline.py).
+    """Training batches with resumable state (see data/batching.py and data/lm_pipeline.py).
 
     `get_state()` must be JSON-serializable and the same on every process; `set_state`
     must continue exactly where that state was taken, for any process count.
@@ -46,51 +50,6 @@ class BatchIterator(Protocol):
     def set_state(self, state: dict) -> None: ...
 
     def close(self) -> None: ...
-
-
-@dataclasses.dataclass
-class EvalContext:
-    """What a task's `evaluate`/`demo`/`predict` get from the trainer.
-
-    Attributes:
-      config: the experiment config.
-      model_config: the resolved model config (train-time; use `.replace(deterministic=True)`).
-      tokenizer: the run's tokenizer.
-      mesh: the device mesh (already set with `jax.set_mesh`).
-      batch_sharding: NamedSharding of a global batch's leading axis.
-      local_batch: rows per batch on this process.
-      process_index, process_count: this process and the number of processes.
-    """
-
-    config: ml_collections.ConfigDict
-    model_config: ModelConfig
-    tokenizer: Tokenizer
-    mesh: jax.sharding.Mesh
-    batch_sharding: jax.sharding.NamedSharding
-    local_batch: int
-    process_index: int = 0
-    process_count: int = 1
-
-    def to_global(self, local: Batch) -> dict[str, jax.Array]:
-        """Assembles each process's rows into global arrays sharded over the batch axes."""
-        return {
-            k: jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(v))
-            for k, v in local.items()
-        }
-
-    def to_global_steps(self, local: list[Batch]) -> dict[str, jax.Array]:
-        """K local batches as global [K, B, ...] arrays (`sharding.steps_sharding`)."""
-        stacked = sharding.steps_sharding(self.mesh)
-        return {
-            k: jax.make_array_from_process_local_data(
-                stacked, np.stack([np.asarray(b[k]) for b in local]))
-            for k in local[0]
-        }
-
-    def gather(self, x: jax.Array) -> np.ndarray:
-        """A global array as numpy on every process (for host-side metrics)."""
-        return np.asarray(jax.jit(lambda a: a, out_shardings=jax.sharding.NamedSharding(
-            self.mesh, jax.sharding.PartitionSpec()))(x))
 
 
 class Task(abc.ABC):
@@ -118,6 +77,7 @@ class Task(abc.ABC):
 
         return sources.make_source(self.config.data, "train")
 
+    # Training ---------------------------------------------------------------------------
     @abc.abstractmethod
     def build_model(self, model_config: ModelConfig) -> nn.Module:
         """The model to train (`model_config.deterministic` selects the eval variant)."""
@@ -144,23 +104,75 @@ class Task(abc.ABC):
                       process_index: int, process_count: int) -> BatchIterator:
         """This process's rows of each training batch, forever, with resumable state."""
 
-    @abc.abstractmethod
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
-        """Metrics on `split` (the same on every process; all processes must call it).
+    def tokens_per_example(self) -> int:
+        """Token positions one training example feeds the model (for tokens/s)."""
+        return self.config.data.seq_len
 
-        Evaluate at most `config.train.eval_batches` batches when that is set (during
-        training), the whole split when it is None (experiments.evaluate).
+    @abc.abstractmethod
+    def flops_per_token(self) -> float:
+        """Training FLOPs (forward + backward) per token of `tokens_per_example` (for MFU)."""
+
+    # Evaluation -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+                     process_index: int, process_count: int, max_batches: int | None
+                     ) -> Iterable[Batch]:
+        """This process's rows of each evaluation batch of `split`, in order, then stop.
+
+        Every process must yield the same number of batches (pad with zero-weight rows).
+        `max_batches` caps the count (None: the whole split).
         """
 
+    @abc.abstractmethod
+    def eval_sums(self, model: nn.Module, params: Any, batch: dict[str, jax.Array]
+                  ) -> dict[str, jax.Array]:
+        """Additive statistics of one global batch (pure; the trainer jits it once).
+
+        `model` is the eval model (`deterministic=True`). The trainer adds the values up
+        over all batches in float64 (arrays element-wise, e.g. a confusion matrix).
+        """
+
+    @abc.abstractmethod
+    def eval_metrics(self, sums: dict[str, np.ndarray], complete: bool = False
+                     ) -> dict[str, float]:
+        """The metrics of a split from its summed `eval_sums`.
+
+        `complete` is True when the whole split was evaluated (not a bounded evaluation
+        during training): a task may add detail then (e.g. confusion-matrix cells).
+        """
+
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                        split: str, max_batches: int | None) -> dict[str, float]:
+        """Metrics that need decoded outputs on the host (BLEU/ROUGE, SQuAD, entity F1).
+
+        Called on every process after the sums; `max_batches` is None for a full
+        evaluation. Default: none.
+        """
+        return {}
+
+    # After training and for inference ---------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         """JSON-able facts every checkpoint records for this task (e.g. the label names)."""
         return {}
 
-    def demo(self, ctx: EvalContext, params: Any) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
         """Text shown after training (an LM sample, a few decoded examples), or None."""
         return None
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
-        """One output line per input line (experiments.predict)."""
-        raise UserError(f"task {self.name!r} has no predict: use experiments.generate")
+    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                lines: Sequence[str], **options: Any) -> list[str]:
+        """One output line per input line (experiments.predict).
+
+        `options` are decoding options (temperature, beam_size, ...) for tasks that decode;
+        a task rejects those it does not take with `check_options`.
+        """
+        raise UserError(f"task {self.name!r} has no predict")
+
+
+def check_options(task_name: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
+    """UserError naming the first option `task_name`'s predict does not take."""
+    for key in options:
+        if key not in allowed:
+            takes = f"takes only {', '.join('--' + a for a in allowed)}" if allowed else (
+                "takes no decoding options")
+            raise UserError(f"--{key}: a {task_name!r} run {takes}; drop --{key}")

@@ -8,20 +8,40 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from transformer_jax.data import bert_pretrain, sources
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.models.bert import BertForPretraining
-from transformer_jax.tasks.base import EvalContext, LossFn
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import LossFn, check_options
 from transformer_jax.tasks.encoder import EncoderTask
+from transformer_jax.train import losses
 
 
-def _example_losses(mlm_logits, nsp_logits, batch) -> tuple[jax.Array, jax.Array]:
-    """Per-position MLM cross entropy [B, T] and per-example NSP cross entropy [B]."""
-    mlm = optax.softmax_cross_entropy_with_integer_labels(mlm_logits, batch["mlm_targets"])
-    nsp = optax.softmax_cross_entropy_with_integer_labels(nsp_logits, batch["nsp_label"])
-    return mlm, nsp
+def _pretraining_sums(mlm_logits, nsp_logits, batch) -> dict[str, jax.Array]:
+    """Sums of one batch's pretraining losses and hits.
+
+    Args:
+      mlm_logits: [B, T, V]; nsp_logits: [B, 2].
+      batch: `mlm_targets`, `mlm_weights` [B, T] (1 at the selected positions), `nsp_label`
+        [B], `weight` [B] (0 for padding rows).
+
+    Returns:
+      loss_sum (Σ over examples of mean MLM loss + NSP loss), examples, mlm_loss_sum,
+      mlm_tokens, mlm_correct, nsp_correct.
+    """
+    mlm = losses.token_losses(mlm_logits, batch["mlm_targets"])  # [B, T]
+    nsp = losses.token_losses(nsp_logits, batch["nsp_label"])  # [B]
+    w, ew = batch["mlm_weights"], batch["weight"]
+    per_example = jnp.sum(mlm * w, -1) / jnp.maximum(jnp.sum(w, -1), 1.0) + nsp
+    return {
+        "loss_sum": jnp.sum(per_example * ew),
+        "examples": jnp.sum(ew),
+        "mlm_loss_sum": jnp.sum(mlm * w),
+        "mlm_tokens": jnp.sum(w),
+        "mlm_correct": jnp.sum((jnp.argmax(mlm_logits, -1) == batch["mlm_targets"]) * w),
+        "nsp_correct": jnp.sum((jnp.argmax(nsp_logits, -1) == batch["nsp_label"]) * ew),
+    }
 
 
 class BertPretraining(EncoderTask):
@@ -31,6 +51,7 @@ class BertPretraining(EncoderTask):
 
     name = "bert_pretrain"
     headline_metrics = ("loss", "mlm_loss", "mlm_accuracy", "nsp_accuracy")
+    vocab_head = True
 
     def build_model(self, model_config):
         return BertForPretraining(model_config)
@@ -39,10 +60,8 @@ class BertPretraining(EncoderTask):
         def loss_fn(params, batch, rng):
             mlm_logits, nsp_logits = model.apply(
                 {"params": params}, **self.model_inputs(batch), rngs={"dropout": rng})
-            mlm, nsp = _example_losses(mlm_logits, nsp_logits, batch)
-            w = batch["mlm_weights"]
-            per_example = jnp.sum(mlm * w, -1) / jnp.maximum(jnp.sum(w, -1), 1.0) + nsp
-            return jnp.sum(per_example * batch["weight"]), jnp.sum(batch["weight"])
+            sums = _pretraining_sums(mlm_logits, nsp_logits, batch)
+            return sums["loss_sum"], sums["examples"]
 
         return loss_fn
 
@@ -57,30 +76,29 @@ class BertPretraining(EncoderTask):
                                     batch_size=batch_size, seed=seed,
                                     process_index=process_index, process_count=process_count)
 
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
+    def eval_examples(self, tokenizer: Tokenizer, split: str):
         # A fixed masking seed: every evaluation sees the same pairs and masks.
-        examples = self.cached(("examples", split, id(ctx.tokenizer)),
-                               lambda: self._examples(ctx.tokenizer, split, seed=0))
-        sums = np.zeros(6)  # loss, examples, mlm loss, mlm tokens, mlm correct, nsp correct
-        for _, batch, (mlm_logits, nsp_logits) in self.run_model(ctx, params, examples):
-            mlm, nsp = (np.asarray(x) for x in _example_losses(mlm_logits, nsp_logits, batch))
-            w, ew = batch["mlm_weights"], batch["weight"]
-            per_example = (mlm * w).sum(-1) / np.maximum(w.sum(-1), 1.0) + nsp
-            correct = (mlm_logits.argmax(-1) == batch["mlm_targets"]) * w
-            nsp_right = (nsp_logits.argmax(-1) == batch["nsp_label"]) * ew
-            sums += [(per_example * ew).sum(), ew.sum(), (mlm * w).sum(), w.sum(),
-                     correct.sum(), nsp_right.sum()]
-        loss, n, mlm_loss, tokens, right, nsp_right = sums
-        return {"loss": loss / max(n, 1), "mlm_loss": mlm_loss / max(tokens, 1),
-                "mlm_accuracy": right / max(tokens, 1), "nsp_accuracy": nsp_right / max(n, 1),
-                "examples": n}
+        return self.cached(("examples", split, tokenizer.fingerprint),
+                           lambda: self._examples(tokenizer, split, seed=0))
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
+    def eval_sums(self, model, params, batch) -> dict[str, jax.Array]:
+        mlm_logits, nsp_logits = model.apply({"params": params}, **self.model_inputs(batch))
+        return _pretraining_sums(mlm_logits, nsp_logits, batch)
+
+    def eval_metrics(self, sums, complete: bool = False) -> dict[str, float]:
+        n, tokens = float(sums["examples"]), float(sums["mlm_tokens"])
+        return {"loss": float(sums["loss_sum"]) / max(n, 1),
+                "mlm_loss": float(sums["mlm_loss_sum"]) / max(tokens, 1),
+                "mlm_accuracy": float(sums["mlm_correct"]) / max(tokens, 1),
+                "nsp_accuracy": float(sums["nsp_correct"]) / max(n, 1), "examples": n}
+
+    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                lines: Sequence[str], **options: Any) -> list[str]:
         """Fill-mask: each line with every [MASK] replaced by the model's best token."""
+        check_options(self.name, options, ())
         if not lines:
             return []
-        tok, t = ctx.tokenizer, self.config.data.seq_len
+        tok, t = tokenizer, self.config.data.seq_len
         cls, sep, mask = (tok.piece_id(p) for p in bert_pretrain.SPECIAL_TOKENS)
         rows = []
         for line in lines:
@@ -88,7 +106,7 @@ class BertPretraining(EncoderTask):
             rows.append({"tokens": np.pad(ids, (0, t - len(ids))).astype(np.int32),
                          "token_types": np.zeros(t, np.int32)})
         out = []
-        for first, batch, (mlm_logits, _) in self.run_model(ctx, params, rows, limit=None):
+        for first, batch, (mlm_logits, _) in self.run_model(placement, params, rows, limit=None):
             best = np.asarray(mlm_logits).argmax(-1)
             for r, tokens in enumerate(batch["tokens"][:len(rows) - first]):
                 filled = np.where(tokens == mask, best[r], tokens)

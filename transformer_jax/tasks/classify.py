@@ -6,15 +6,17 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from transformer_jax.data import classify
-from transformer_jax.metrics.classification import classification_report
+from transformer_jax.metrics.classification import report_from_confusion
 from transformer_jax.models.bert import BertForSequenceClassification
-from transformer_jax.tasks.base import EvalContext, LossFn
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import LossFn, check_options
 from transformer_jax.tasks.encoder import EncoderTask
+from transformer_jax.train import losses
 
 
 class SequenceClassification(EncoderTask):
@@ -44,9 +46,8 @@ class SequenceClassification(EncoderTask):
     def loss_fn(self, model) -> LossFn:
         def loss_fn(params, batch, rng):
             logits = model.apply({"params": params}, **self.model_inputs(batch),
-                                 rngs={"dropout": rng})
-            losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-            return jnp.sum(losses * batch["weight"]), jnp.sum(batch["weight"])
+                                 rngs={"dropout": rng})  # [B, C]
+            return losses.cross_entropy(logits, batch["label"], batch["weight"])
 
         return loss_fn
 
@@ -56,46 +57,51 @@ class SequenceClassification(EncoderTask):
         return self.example_batches(features, batch_size=batch_size, seed=seed,
                                     process_index=process_index, process_count=process_count)
 
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
+    # Evaluation: everything follows from the loss and the confusion matrix. ----------------
+    def eval_examples(self, tokenizer, split: str):
         records = (self.train_records if split == "train" else self.cached(
             ("records", split),
             lambda: classify.make_records(self.config.data, split, self.labels)))
-        features = classify.ClassificationFeatures(records, ctx.tokenizer,
-                                                   self.config.data.seq_len)
-        labels, predictions, loss = [], [], 0.0
-        for _, batch, logits in self.run_model(ctx, params, features):
-            real = batch["weight"] > 0
-            loss += float((optax.softmax_cross_entropy_with_integer_labels(
-                logits, batch["label"]) * batch["weight"]).sum())
-            labels.append(batch["label"][real])
-            predictions.append(np.asarray(logits).argmax(-1)[real])
-        labels, predictions = np.concatenate(labels), np.concatenate(predictions)
-        report = classification_report(labels, predictions, self.labels)
+        return classify.ClassificationFeatures(records, tokenizer, self.config.data.seq_len)
+
+    def eval_sums(self, model, params, batch) -> dict[str, jax.Array]:
+        logits = model.apply({"params": params}, **self.model_inputs(batch))  # [B, C]
+        loss_sum, _ = losses.cross_entropy(logits, batch["label"], batch["weight"])
+        classes = len(self.labels)
+        cells = batch["label"] * classes + jnp.argmax(logits, -1)  # [B] row-major cell ids
+        confusion = jnp.zeros(classes * classes, jnp.float32).at[cells].add(batch["weight"])
+        return {"loss_sum": loss_sum, "confusion": confusion.reshape(classes, classes)}
+
+    def eval_metrics(self, sums, complete: bool = False) -> dict[str, float]:
+        """Loss, accuracy, macro and per-class P/R/F1; the nonzero confusion cells too when
+        `complete` (the whole split: C^2 cells are too many to log at every evaluation)."""
+        confusion = np.rint(sums["confusion"]).astype(np.int64)
+        report = report_from_confusion(confusion, self.labels)
         metrics = {k: report[k] for k in ("accuracy", "macro_precision", "macro_recall",
                                           "macro_f1", "examples")}
-        metrics["loss"] = loss / max(len(labels), 1)
+        metrics["loss"] = float(sums["loss_sum"]) / max(report["examples"], 1)
         for name, values in report["per_class"].items():
             for key in ("precision", "recall", "f1"):
                 metrics[f"{key}/{name}"] = values[key]
-        if self.config.train.get("eval_batches") is None:  # the full report: nonzero cells
-            for i, row in enumerate(report["confusion_matrix"]):
-                for j, count in enumerate(row):
-                    if count:
-                        metrics[f"confusion/{self.labels[i]}/{self.labels[j]}"] = count
+        for i, row in enumerate(report["confusion_matrix"] if complete else []):
+            for j, count in enumerate(row):
+                if count:
+                    metrics[f"confusion/{self.labels[i]}/{self.labels[j]}"] = count
         return metrics
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
+    def predict(self, placement: Placement, params: Any, tokenizer, lines: Sequence[str],
+                **options: Any) -> list[str]:
         """A label per line; a tab separates a sentence pair ("text<TAB>text_b")."""
+        check_options(self.name, options, ())
         if not lines:
             return []
         records = classify.Records(
             [classify.Record(*[*line.split("\t", 1), ""][:2], self.labels[0])
              for line in lines], self.labels, "stdin", "stdin", "validation")
-        features = classify.ClassificationFeatures(records, ctx.tokenizer,
+        features = classify.ClassificationFeatures(records, tokenizer,
                                                    self.config.data.seq_len)
         out = []
-        for _, batch, logits in self.run_model(ctx, params, features, limit=None):
+        for _, batch, logits in self.run_model(placement, params, features, limit=None):
             out.extend(self.labels[int(i)] for i in np.asarray(logits).argmax(-1)
                        [batch["weight"] > 0])
         return out

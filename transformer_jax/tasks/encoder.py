@@ -1,8 +1,9 @@
-"""What the BERT tasks share: the family check, the tokenizer corpus and the eval loop."""
+"""What the BERT tasks share: the family check, the tokenizer corpus, batching and FLOPs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import grain
@@ -14,7 +15,9 @@ from transformer_jax.data.batching import ExampleBatches
 from transformer_jax.data.splits import TextSource
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
-from transformer_jax.tasks.base import EvalContext, Task
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import Batch, Task
+from transformer_jax.train import flops
 
 
 class EncoderTask(Task):
@@ -26,6 +29,8 @@ class EncoderTask(Task):
     """
 
     special_tokens = bert_pretrain.SPECIAL_TOKENS
+    # Whether the model ends in a vocabulary-sized projection at every position (MLM).
+    vocab_head = False
 
     def __init__(self, config, model_config: ModelConfig):
         super().__init__(config, model_config)
@@ -47,12 +52,16 @@ class EncoderTask(Task):
         """Training-split texts for the tokenizer (local/TFDS sources)."""
         return sources.make_source(self.config.data, "train")
 
-    def init_batch(self):
+    def init_batch(self) -> Batch:
         t = self.config.data.seq_len
         return {"tokens": np.zeros((1, t), np.int32), "token_types": np.zeros((1, t), np.int32)}
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"tokens": batch["tokens"], "token_types": batch.get("token_types")}
+
+    def flops_per_token(self) -> float:
+        return flops.encoder_train_flops_per_token(self.model_config, self.config.data.seq_len,
+                                                   vocab_head=self.vocab_head)
 
     def example_batches(self, examples, *, batch_size: int, seed: int, process_index: int,
                         process_count: int) -> ExampleBatches:
@@ -60,6 +69,16 @@ class EncoderTask(Task):
         return ExampleBatches(grain.MapDataset.source(examples), batch_size=batch_size,
                               seed=seed, process_index=process_index,
                               process_count=process_count)
+
+    def eval_examples(self, tokenizer, split: str):
+        """The split's featurized examples (random access) for `eval_batches`."""
+        raise NotImplementedError
+
+    def eval_batches(self, tokenizer, split: str, *, batch_size: int, process_index: int,
+                     process_count: int, max_batches: int | None) -> Iterable[Batch]:
+        """One in-order pass over `eval_examples`, the last batch padded with weight 0."""
+        return _Limited(in_order_batches(self.eval_examples(tokenizer, split), batch_size,
+                                         process_index, process_count), max_batches)
 
     def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
         """`build()` once per key: evaluation data is indexed and featurized once per run."""
@@ -77,35 +96,43 @@ class EncoderTask(Task):
                 lambda p, b: model.apply({"params": p}, **self.model_inputs(b)))
         return cache[model_config]
 
-    def run_model(self, ctx: EvalContext, params: Any, examples, limit: int | str | None = "config"
+    def run_model(self, placement: Placement, params: Any, examples, limit: int | None
                   ) -> Iterator[tuple[int, dict[str, np.ndarray], Any]]:
         """Runs the eval model over `examples` in order, on every process alike.
 
         Yields, per global batch: (index of its first example, the global batch's inputs as
         numpy, the model outputs as numpy), both on every process. Stops after `limit`
-        batches; "config" means `config.train.eval_batches` (None: all).
+        batches (None: all).
         """
-        apply = self._eval_apply(ctx.model_config.replace(deterministic=True))
-        batches = ExampleBatches(grain.MapDataset.source(examples), batch_size=ctx.local_batch,
-                                 shuffle=False, repeat=False, process_index=ctx.process_index,
-                                 process_count=ctx.process_count)
-        if limit == "config":
-            limit = self.config.train.get("eval_batches")
-        global_batch = ctx.local_batch * ctx.process_count
-        for g, batch in enumerate(batches):
-            if limit is not None and g >= limit:
-                break
-            inputs = ctx.to_global(batch)
-            outputs = jax.tree.map(ctx.gather, apply(params, inputs))
-            yield g * global_batch, {k: ctx.gather(v) for k, v in inputs.items()}, outputs
-        batches.close()
+        apply = self._eval_apply(self.model_config.replace(deterministic=True))
+        batches = in_order_batches(examples, placement.local_batch, placement.process_index,
+                                   placement.process_count)
+        try:
+            for g, batch in enumerate(itertools.islice(batches, limit)):
+                inputs = placement.to_global(batch)
+                outputs = jax.tree.map(placement.gather, apply(params, inputs))
+                yield (g * placement.global_batch,
+                       {k: placement.gather(v) for k, v in inputs.items()}, outputs)
+        finally:
+            batches.close()
 
 
-def eval_context(model_config: ModelConfig, tokenizer, local_batch: int, config) -> EvalContext:
-    """A one-process `EvalContext` on all local devices (tests and notebooks)."""
-    from transformer_jax import sharding
+def in_order_batches(examples, batch_size: int, process_index: int, process_count: int
+                     ) -> ExampleBatches:
+    """One pass over random-access `examples` in order; every process yields the same count."""
+    return ExampleBatches(grain.MapDataset.source(examples), batch_size=batch_size,
+                          shuffle=False, repeat=False, process_index=process_index,
+                          process_count=process_count)
 
-    mesh = sharding.make_mesh(data=-1, fsdp=1, tensor=1)
-    return EvalContext(config=config, model_config=model_config, tokenizer=tokenizer,
-                       mesh=mesh, batch_sharding=sharding.batch_sharding(mesh),
-                       local_batch=local_batch)
+
+class _Limited:
+    """The first `limit` batches of a closable iterator (None: all), closable itself."""
+
+    def __init__(self, batches: ExampleBatches, limit: int | None):
+        self._batches, self._limit = batches, limit
+
+    def __iter__(self) -> Iterator[Batch]:
+        return itertools.islice(self._batches, self._limit)
+
+    def close(self) -> None:
+        self._batches.close()

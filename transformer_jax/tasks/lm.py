@@ -1,13 +1,13 @@
 """Causal language modeling (GPT) on packed documents: the quickstart's task.
 
-Batches are packed rows (data/pipeline.py): int32 [B, T] `inputs`, `targets`, `segment_ids`
-(0 = padding), `positions`. Evaluation reports held-out loss, perplexity and bits per byte;
-the demo is a sampled continuation of `config.sample.prompt`.
+Batches are packed rows (data/lm_pipeline.py): int32 [B, T] `inputs`, `targets`,
+`segment_ids` (0 = padding), `positions`. Evaluation reports held-out loss, perplexity and
+bits per byte; the demo is a sampled continuation of `config.sample.prompt`.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -16,14 +16,59 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from transformer_jax import decode, distributed, metrics
-from transformer_jax.data import pipeline, sources
+from transformer_jax import distributed, metrics
+from transformer_jax.data import lm_pipeline, sources
 from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.decoding import lm as lm_decoding
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.gpt import GPT
-from transformer_jax.tasks.base import BatchIterator, EvalContext, LossFn, Task
-from transformer_jax.train import step as step_lib
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import Batch, BatchIterator, LossFn, Task, check_options
+from transformer_jax.train import flops, losses
+
+# experiments.predict / generate options, with their `config.sample` defaults.
+SAMPLE_OPTIONS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
+
+
+def lm_loss_fn(model: nn.Module) -> LossFn:
+    """Next-token cross entropy of a causal LM on a packed batch."""
+
+    def loss_fn(params, batch: Batch, rng: jax.Array):
+        logits = model.apply(
+            {"params": params},
+            batch["inputs"],
+            positions=batch["positions"],
+            segment_ids=batch["segment_ids"],
+            rngs={"dropout": rng},
+        )  # [B, T, V]
+        return losses.cross_entropy(logits, batch["targets"], batch["segment_ids"] > 0)
+
+    return loss_fn
+
+
+def eval_step(params: Any, batch: Batch, *, model: nn.Module) -> dict[str, jax.Array]:
+    """Sums for held-out LM metrics on one batch (no dropout).
+
+    Args:
+      params: model parameters.
+      batch: a packed LM batch plus `target_bytes` [B, T] int32, the UTF-8 bytes each target
+        token decodes to (for bits per byte); rows of all-zero segment ids are padding.
+      model: the model with `deterministic=True`.
+
+    Returns:
+      loss_sum (nats), tokens, bytes: scalars to add up over the eval set.
+    """
+    logits = model.apply(
+        {"params": params},
+        batch["inputs"],
+        positions=batch["positions"],
+        segment_ids=batch["segment_ids"],
+    )
+    weights = batch["segment_ids"] > 0
+    loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
+    num_bytes = jnp.sum(jnp.where(weights, batch["target_bytes"], 0))
+    return {"loss_sum": loss_sum, "tokens": tokens, "bytes": num_bytes.astype(jnp.float32)}
 
 
 class LanguageModeling(Task):
@@ -47,92 +92,104 @@ class LanguageModeling(Task):
     def build_model(self, model_config: ModelConfig) -> nn.Module:
         return GPT(model_config)
 
-    def init_batch(self) -> dict[str, np.ndarray]:
+    def init_batch(self) -> Batch:
         zeros = np.zeros((1, self.config.data.seq_len), np.int32)
-        return {key: zeros for key in pipeline.BATCH_KEYS}
+        return {key: zeros for key in lm_pipeline.BATCH_KEYS}
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"tokens": batch["inputs"], "positions": batch["positions"],
                 "segment_ids": batch["segment_ids"]}
 
     def loss_fn(self, model: nn.Module) -> LossFn:
-        return step_lib.lm_loss_fn(model)
+        return lm_loss_fn(model)
 
     def train_batches(self, tokenizer: Tokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         source = sources.make_source(self.config.data, "train")
-        return iter(pipeline.lm_dataset(
+        return iter(lm_pipeline.lm_dataset(
             source, tokenizer, seq_len=self.config.data.seq_len, batch_size=batch_size,
             seed=seed, process_index=process_index, process_count=process_count,
             num_shards=self.config.data.get("num_shards") or None,
         ))
 
-    @functools.cached_property
-    def _eval_step(self):
-        model = self.build_model(self.model_config.replace(deterministic=True))
-        return jax.jit(functools.partial(step_lib.eval_step, model=model))
+    def flops_per_token(self) -> float:
+        return flops.train_flops_per_token(self.model_config, self.config.data.seq_len)
 
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
-        """Held-out loss (nats/token), perplexity and bits per byte."""
-        source = sources.make_source(self.config.data, split)
-        token_bytes = jnp.asarray(ctx.tokenizer.token_bytes, jnp.int32)
-        totals = {"loss_sum": 0.0, "tokens": 0.0, "bytes": 0.0}
-        for batch in pipeline.lm_eval_batches(
-            source, ctx.tokenizer, seq_len=self.config.data.seq_len,
-            batch_size=ctx.local_batch, max_batches=self.config.train.eval_batches,
-            process_index=ctx.process_index, process_count=ctx.process_count,
+    # Evaluation ---------------------------------------------------------------------------
+    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+                     process_index: int, process_count: int, max_batches: int | None
+                     ) -> Iterable[Batch]:
+        """Packed held-out rows, with each target token's byte count (`target_bytes`)."""
+        token_bytes = np.asarray(tokenizer.token_bytes, np.int32)
+        for batch in lm_pipeline.lm_eval_batches(
+            sources.make_source(self.config.data, split), tokenizer,
+            seq_len=self.config.data.seq_len, batch_size=batch_size, max_batches=max_batches,
+            process_index=process_index, process_count=process_count,
             num_shards=self.config.data.get("num_shards") or None,
             any_process=distributed.any_process,
         ):
-            sums = self._eval_step(params, ctx.to_global(batch), token_bytes)
-            for k in totals:
-                totals[k] += float(sums[k])
-        loss = totals["loss_sum"] / max(totals["tokens"], 1.0)
+            yield {**batch, "target_bytes": token_bytes[batch["targets"]]}
+
+    def eval_sums(self, model: nn.Module, params: Any, batch: dict[str, jax.Array]
+                  ) -> dict[str, jax.Array]:
+        return eval_step(params, batch, model=model)
+
+    def eval_metrics(self, sums: dict[str, np.ndarray], complete: bool = False
+                     ) -> dict[str, float]:
+        """Held-out loss (nats/token), perplexity and bits per byte."""
+        loss_sum, tokens = float(sums["loss_sum"]), float(sums["tokens"])
+        loss = loss_sum / max(tokens, 1.0)
         return {
             "loss": loss,
             "perplexity": metrics.perplexity(loss),
-            "bits_per_byte": metrics.bits_per_byte(totals["loss_sum"], totals["bytes"]),
-            "tokens": totals["tokens"],
+            "bits_per_byte": metrics.bits_per_byte(loss_sum, float(sums["bytes"])),
+            "tokens": tokens,
         }
 
+    # After training and for inference -----------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         return {"seq_len": self.config.data.seq_len}
 
-    def demo(self, ctx: EvalContext, params: Any) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
         sample = self.config.sample
         if not sample.max_new_tokens:
             return None
-        text = sample_text(self.model_config, ctx.tokenizer, params, sample.prompt, sample)
+        text = self.continuation(params, tokenizer, sample.prompt)
         return f"--- sample (prompt {sample.prompt!r}) ---\n{sample.prompt}{text}\n---"
 
-    def predict(self, ctx: EvalContext, params: Any, lines: list[str]) -> list[str]:
-        """Each line's sampled continuation (newlines escaped), with `config.sample` settings."""
-        sample = self.config.sample
-        return [sample_text(self.model_config, ctx.tokenizer, params, line, sample)
+    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                lines: Sequence[str], **options: Any) -> list[str]:
+        """Each line's sampled continuation (newlines escaped as \\n).
+
+        Options (default: `config.sample`): max_new_tokens, temperature (0 = greedy),
+        top_k, top_p, seed.
+        """
+        return [self.continuation(params, tokenizer, line, **options)
                 .replace("\\", "\\\\").replace("\n", "\\n") for line in lines]
 
+    def continuation(self, params: Any, tokenizer: Tokenizer, prompt: str,
+                     **options: Any) -> str:
+        """The text continuing `prompt`, decoded with the KV cache (see `predict`'s options).
 
-def sample_text(model_config: ModelConfig, tokenizer: Tokenizer, params: Any, prompt: str,
-                sample_cfg: ml_collections.ConfigDict) -> str:
-    """Decodes a continuation of `prompt` with the KV cache (greedy when temperature is 0).
-
-    Call on every process when params are sharded over several (all join the jitted loop).
-    """
-    ids = [tokenizer.bos_id, *tokenizer.encode(prompt)]
-    max_new = min(sample_cfg.max_new_tokens, model_config.max_len - len(ids))
-    if max_new <= 0:
-        raise UserError(
-            f"the prompt is {len(ids)} tokens, no room left in max_len={model_config.max_len}: "
-            "use a shorter prompt"
+        Call on every process when params are sharded over several (all join the loop).
+        """
+        check_options(self.name, options, SAMPLE_OPTIONS)
+        sample = {key: self.config.sample[key] for key in SAMPLE_OPTIONS} | options
+        cfg = self.model_config
+        ids = [tokenizer.bos_id, *tokenizer.encode(prompt)]
+        max_new = min(sample["max_new_tokens"], cfg.max_len - len(ids))
+        if max_new <= 0:
+            raise UserError(
+                f"the prompt is {len(ids)} tokens, no room left in max_len={cfg.max_len}: "
+                "use a shorter prompt"
+            )
+        decoder = GPT(cfg.replace(decode=True, deterministic=True))
+        new = lm_decoding.generate(
+            decoder, params, jnp.asarray([ids], jnp.int32), max_new_tokens=max_new,
+            rng=jax.random.key(sample["seed"]), temperature=sample["temperature"],
+            top_k=sample["top_k"], top_p=sample["top_p"], eos_id=tokenizer.eos_id,
         )
-    decoder = GPT(model_config.replace(decode=True, deterministic=True))
-    new = decode.generate(
-        decoder, params, jnp.asarray([ids], jnp.int32), max_new_tokens=max_new,
-        rng=jax.random.key(sample_cfg.seed), temperature=sample_cfg.temperature,
-        top_k=sample_cfg.top_k, top_p=sample_cfg.top_p, eos_id=tokenizer.eos_id,
-    )
-    new = [int(t) for t in np.asarray(new)[0]]
-    if tokenizer.eos_id in new:
-        new = new[: new.index(tokenizer.eos_id)]
-    return tokenizer.decode(new)
+        new = [int(t) for t in np.asarray(new)[0]]
+        if tokenizer.eos_id in new:
+            new = new[: new.index(tokenizer.eos_id)]
+        return tokenizer.decode(new)

@@ -6,16 +6,18 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from transformer_jax.data import qa
 from transformer_jax.errors import UserError
 from transformer_jax.metrics.qa import squad_metrics
 from transformer_jax.models.bert import BertForQuestionAnswering
-from transformer_jax.tasks.base import EvalContext, LossFn
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import LossFn, check_options
 from transformer_jax.tasks.encoder import EncoderTask
+from transformer_jax.train import losses
 
 
 class QuestionAnswering(EncoderTask):
@@ -50,13 +52,17 @@ class QuestionAnswering(EncoderTask):
         data = self.config.data
         return qa.Features(questions, tokenizer, data.seq_len, data.doc_stride)
 
+    def _span_losses(self, start, end, batch) -> tuple[jax.Array, jax.Array]:
+        """Sum and weight of the mean of the start and end cross entropies."""
+        per_example = (losses.token_losses(start, batch["start"])
+                       + losses.token_losses(end, batch["end"])) / 2  # [B]
+        return jnp.sum(per_example * batch["weight"]), jnp.sum(batch["weight"])
+
     def loss_fn(self, model) -> LossFn:
         def loss_fn(params, batch, rng):
             start, end = model.apply({"params": params}, **self.model_inputs(batch),
-                                     rngs={"dropout": rng})
-            losses = (optax.softmax_cross_entropy_with_integer_labels(start, batch["start"])
-                      + optax.softmax_cross_entropy_with_integer_labels(end, batch["end"])) / 2
-            return jnp.sum(losses * batch["weight"]), jnp.sum(batch["weight"])
+                                     rngs={"dropout": rng})  # [B, T] each
+            return self._span_losses(start, end, batch)
 
         return loss_fn
 
@@ -65,13 +71,14 @@ class QuestionAnswering(EncoderTask):
                                     batch_size=batch_size, seed=seed,
                                     process_index=process_index, process_count=process_count)
 
-    def answers(self, ctx: EvalContext, params: Any, features: qa.Features,
-                limit: int | str | None = "config") -> dict[int, str]:
-        """The best span's context text per question index (questions seen within `limit`)."""
+    def answers(self, placement: Placement, params: Any, features: qa.Features,
+                limit: int | None) -> dict[int, str]:
+        """The best span's context text per question index (questions seen within `limit`
+        batches; None: all)."""
         questions = features.questions
         max_tokens = self.config.task.max_answer_tokens
         best: dict[int, tuple[float, str]] = {}
-        for first, _, (starts, ends) in self.run_model(ctx, params, features, limit):
+        for first, _, (starts, ends) in self.run_model(placement, params, features, limit):
             for r in range(len(starts)):
                 if first + r >= len(features):
                     break
@@ -83,23 +90,38 @@ class QuestionAnswering(EncoderTask):
                     best[q] = (score, text)
         return {q: text for q, (_, text) in best.items()}
 
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
+    # Evaluation: the span loss from sums; SQuAD EM/F1 from the decoded answers. -------------
+    def eval_examples(self, tokenizer, split: str) -> qa.Features:
         def build() -> qa.Features:
             questions = (self.train_questions if split == "train" else
                          qa.make_questions(self.config.data, split))
-            return self._features(questions, ctx.tokenizer)
+            return self._features(questions, tokenizer)
 
-        features = self.cached(("features", split, id(ctx.tokenizer)), build)
+        return self.cached(("features", split, tokenizer.fingerprint), build)
+
+    def eval_sums(self, model, params, batch) -> dict[str, jax.Array]:
+        start, end = model.apply({"params": params}, **self.model_inputs(batch))
+        loss_sum, weight = self._span_losses(start, end, batch)
+        return {"loss_sum": loss_sum, "weight": weight}
+
+    def eval_metrics(self, sums, complete: bool = False) -> dict[str, float]:
+        return {"loss": float(sums["loss_sum"]) / max(float(sums["weight"]), 1.0)}
+
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer, split: str,
+                        max_batches: int | None) -> dict[str, float]:
+        """SQuAD exact match and F1 of the best spans."""
+        features = self.eval_examples(tokenizer, split)
         questions = features.questions
-        predicted = self.answers(ctx, params, features)
+        predicted = self.answers(placement, params, features, max_batches)
         # A question is scored once all its windows were seen (a limited eval may cut one).
         done = sorted(predicted)[:-1] if len(predicted) < len(questions) else sorted(predicted)
         return squad_metrics([predicted[q] for q in done],
                              [questions[q].answers for q in done])
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
+    def predict(self, placement: Placement, params: Any, tokenizer, lines: Sequence[str],
+                **options: Any) -> list[str]:
         """The answer span per "question<TAB>context" line."""
+        check_options(self.name, options, ())
         questions = []
         for number, line in enumerate(lines, 1):
             if "\t" not in line:
@@ -108,6 +130,6 @@ class QuestionAnswering(EncoderTask):
             questions.append(qa.Question(str(number), question, context, [], []))
         if not questions:
             return []
-        predicted = self.answers(ctx, params, self._features(questions, ctx.tokenizer),
+        predicted = self.answers(placement, params, self._features(questions, tokenizer),
                                  limit=None)
         return [predicted[q] for q in range(len(questions))]

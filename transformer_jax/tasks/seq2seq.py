@@ -9,7 +9,6 @@ numbers.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -19,15 +18,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformer_jax import beam_search, seq2seq_decode
 from transformer_jax.data import batching, pairs, seq2seq
 from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.decoding import beam_search
+from transformer_jax.decoding import seq2seq as seq2seq_decoding
 from transformer_jax.errors import UserError
 from transformer_jax.metrics import generation
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.encdec import EncoderDecoder
-from transformer_jax.tasks.base import Batch, BatchIterator, EvalContext, LossFn, Task
-from transformer_jax.train import losses
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import Batch, BatchIterator, LossFn, Task, check_options
+from transformer_jax.train import flops, losses
+
+# experiments.predict options, defaults from `config.task` (beam) or greedy sampling.
+DECODE_OPTIONS = ("beam_size", "alpha", "temperature", "top_k", "top_p", "seed")
 
 
 class _PairText:
@@ -57,15 +61,6 @@ def seq2seq_loss_fn(model: nn.Module, label_smoothing: float = 0.0) -> LossFn:
     return loss_fn
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _eval_sums(params, batch, *, model):
-    logits = model.apply({"params": params}, batch["source"], batch["target_inputs"])
-    weights = batch["targets"] > 0
-    loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
-    correct = jnp.sum((jnp.argmax(logits, -1) == batch["targets"]) & weights)
-    return loss_sum, tokens, correct.astype(jnp.float32)
-
-
 class Seq2Seq(Task):
     """Encoder-decoder training on (source, target) pairs; see experiments/configs/seq2seq_*."""
 
@@ -82,7 +77,7 @@ class Seq2Seq(Task):
         if model_config.position == "learned" and longest > model_config.max_len:
             raise UserError(f"data.max_source_len/max_target_len ({longest}) exceed "
                             f"model.max_len={model_config.max_len}")
-        self._examples: dict[tuple[str, int], seq2seq.Seq2SeqExamples] = {}
+        self._examples: dict[tuple[str, str], seq2seq.Seq2SeqExamples] = {}
 
     # Data ---------------------------------------------------------------------------------
     def tokenizer_source(self):
@@ -91,7 +86,7 @@ class Seq2Seq(Task):
 
     def examples(self, tokenizer: Tokenizer, split: str) -> seq2seq.Seq2SeqExamples:
         """The split's examples after length filtering (built once per tokenizer)."""
-        key = (split, id(tokenizer))
+        key = (split, tokenizer.fingerprint)
         if key not in self._examples:
             data = self.config.data
             self._examples[key] = seq2seq.Seq2SeqExamples(
@@ -129,52 +124,73 @@ class Seq2Seq(Task):
         return {"max_source_len": data.max_source_len, "max_target_len": data.max_target_len,
                 "bleu_signature": generation.bleu_signature()}
 
-    # Evaluation and decoding ----------------------------------------------------------------
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
-        """Loss, token accuracy, and BLEU / ROUGE of beam-decoded examples.
+    def tokens_per_example(self) -> int:
+        return self.config.data.max_source_len + self.config.data.max_target_len
 
-        Decodes the first `task.eval_decode_examples` examples of the split (all of them
-        when `train.eval_batches` is None, i.e. in experiments.evaluate).
-        """
-        examples = self.examples(ctx.tokenizer, split)
-        model = self.build_model(ctx.model_config.replace(deterministic=True))
+    def flops_per_token(self) -> float:
+        data = self.config.data
+        return flops.encdec_train_flops_per_example(
+            self.model_config, data.max_source_len, data.max_target_len
+        ) / self.tokens_per_example()
+
+    # Evaluation and decoding ----------------------------------------------------------------
+    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+                     process_index: int, process_count: int, max_batches: int | None):
         batches = batching.ExampleBatches(
-            examples.dataset, batch_size=ctx.local_batch, shuffle=False, repeat=False,
-            process_index=ctx.process_index, process_count=ctx.process_count,
+            self.examples(tokenizer, split).dataset, batch_size=batch_size, shuffle=False,
+            repeat=False, process_index=process_index, process_count=process_count,
         )
-        limit = self.config.train.get("eval_batches")
-        totals = np.zeros(3)
-        for batch in itertools.islice(batches, limit):
-            sums = _eval_sums(params, ctx.to_global(batch), model=model)
-            totals += [float(ctx.gather(s)) for s in sums]
+        yield from itertools.islice(batches, max_batches)
         batches.close()
-        loss_sum, tokens, correct = (float(x) for x in totals)
-        results = {"loss": loss_sum / max(tokens, 1.0),
-                   "token_accuracy": correct / max(tokens, 1.0), "tokens": tokens}
-        n = len(examples) if limit is None else min(len(examples),
-                                                    self.config.task.eval_decode_examples)
-        if n:
-            indices = range(n)
-            sources = [examples.pair(i)[0] for i in indices]
-            references = [examples.pair(i)[1] for i in indices]
-            hypotheses = self.decode_texts(ctx, params, sources)
-            results["bleu"], _ = generation.bleu(hypotheses, references)
-            results.update(generation.rouge(hypotheses, references))
-            results["decoded"] = float(n)
+
+    def eval_sums(self, model: nn.Module, params: Any, batch: Batch) -> dict[str, jax.Array]:
+        logits = model.apply({"params": params}, batch["source"], batch["target_inputs"])
+        weights = batch["targets"] > 0
+        loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
+        correct = jnp.sum((jnp.argmax(logits, -1) == batch["targets"]) & weights)
+        return {"loss_sum": loss_sum, "tokens": tokens, "correct": correct.astype(jnp.float32)}
+
+    def eval_metrics(self, sums, complete: bool = False) -> dict[str, float]:
+        tokens = float(sums["tokens"])
+        return {"loss": float(sums["loss_sum"]) / max(tokens, 1.0),
+                "token_accuracy": float(sums["correct"]) / max(tokens, 1.0), "tokens": tokens}
+
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                        split: str, max_batches: int | None) -> dict[str, float]:
+        """BLEU / ROUGE of beam-decoded examples: the first `task.eval_decode_examples` of the
+        split, or all of them in a full evaluation (`max_batches` None)."""
+        examples = self.examples(tokenizer, split)
+        n = len(examples) if max_batches is None else min(len(examples),
+                                                          self.config.task.eval_decode_examples)
+        if not n:
+            return {}
+        sources = [examples.pair(i)[0] for i in range(n)]
+        references = [examples.pair(i)[1] for i in range(n)]
+        hypotheses = self.decode_texts(placement, params, tokenizer, sources)
+        results = {"bleu": generation.bleu(hypotheses, references)[0]}
+        results.update(generation.rouge(hypotheses, references))
+        results["decoded"] = float(n)
         return results
 
-    def decode_texts(self, ctx: EvalContext, params: Any, texts: Sequence[str], *,
-                     temperature: float = 0.0, seed: int = 0) -> list[str]:
-        """Beam-search outputs for raw source texts (task.beam_size=0: sampled; greedy at
+    def decode_texts(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                     texts: Sequence[str], **options: Any) -> list[str]:
+        """Beam-search outputs for raw source texts (beam_size 0: sampled; greedy at
         temperature 0).
 
-        Texts are decoded in global batches of `ctx.local_batch * process_count` rows; each
-        process supplies its rows, so every process makes the same calls and gets all outputs.
+        Options (default: `config.task`, temperature 0, seed 0): beam_size, alpha,
+        temperature, top_k, top_p, seed. Texts are decoded in global batches of
+        `placement.global_batch` rows; each process supplies its rows, so every process
+        makes the same calls and gets all outputs.
         """
-        task, data, tok = self.config.task, self.config.data, ctx.tokenizer
-        model = self.build_model(ctx.model_config.replace(deterministic=True, decode=True))
-        global_batch = ctx.local_batch * ctx.process_count
+        check_options(self.name, options, DECODE_OPTIONS)
+        opts = {"beam_size": self.config.task.beam_size, "alpha": self.config.task.alpha,
+                "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0} | options
+        if opts["beam_size"] < 0:
+            raise UserError(f"--beam_size={opts['beam_size']} must be >= 0 "
+                            "(0 = greedy/sampling)")
+        task, data, tok = self.config.task, self.config.data, tokenizer
+        model = self.build_model(self.model_config.replace(deterministic=True, decode=True))
+        global_batch = placement.global_batch
         sources = seq2seq.encode_source(tok, list(texts), data.max_source_len)
         padded = -(-len(texts) // global_batch) * global_batch
         sources = np.pad(sources, ((0, padded - len(texts)), (0, 0)))
@@ -182,41 +198,45 @@ class Seq2Seq(Task):
                       len_a=task.len_a, len_b=task.len_b or None)
         outputs = []
         for start in range(0, padded, global_batch):
-            rows = sources[start + ctx.process_index * ctx.local_batch:][: ctx.local_batch]
-            source = ctx.to_global({"source": rows})["source"]
-            if task.beam_size:
-                out, _ = beam_search.beam_search(model, params, source, beam_size=task.beam_size,
-                                                 alpha=task.alpha, **common)
+            rows = sources[start + placement.process_index * placement.local_batch:][
+                : placement.local_batch]
+            source = placement.to_global({"source": rows})["source"]
+            if opts["beam_size"]:
+                out, _ = beam_search.beam_search(model, params, source,
+                                                 beam_size=opts["beam_size"],
+                                                 alpha=opts["alpha"], **common)
             else:
-                out = seq2seq_decode.sample(model, params, source, temperature=temperature,
-                                            rng=jax.random.key(seed + start), **common)
-            outputs.append(ctx.gather(out))
+                out = seq2seq_decoding.sample(
+                    model, params, source, temperature=opts["temperature"],
+                    top_k=opts["top_k"], top_p=opts["top_p"],
+                    rng=jax.random.key(opts["seed"] + start), **common)
+            outputs.append(placement.gather(out))
         ids = np.concatenate(outputs)[: len(texts)]
         return [tok.decode(_until_eos(row, tok.eos_id)) for row in ids]
 
-    def demo(self, ctx: EvalContext, params: Any) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
         """A few decoded validation examples: source head, reference and output."""
-        examples = self.examples(ctx.tokenizer, "validation")
+        examples = self.examples(tokenizer, "validation")
         n = min(len(examples), self.config.task.demo_examples)
         if not n:
             return None
         chosen = [examples.pair(i) for i in range(n)]
-        outputs = self.decode_texts(ctx, params, [s for s, _ in chosen])
+        outputs = self.decode_texts(placement, params, tokenizer, [s for s, _ in chosen])
         blocks = []
         for (source, reference), output in zip(chosen, outputs, strict=True):
             head = source if len(source) <= 200 else source[:200] + " ..."
             blocks.append(f"source:    {head}\nreference: {reference}\noutput:    {output}")
         return "\n\n".join(blocks)
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str], *,
-                temperature: float = 0.0, seed: int = 0) -> list[str]:
-        """One decoded output per input line.
+    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+                lines: Sequence[str], **options: Any) -> list[str]:
+        """One decoded output per input line (options: see `decode_texts`).
 
         A literal "\\n" in an input line stands for a newline (multi-line sources such as
         code); newlines in outputs are written as "\\n", so each output is one line.
         """
         sources = [line.replace("\\n", "\n") for line in lines]
-        outputs = self.decode_texts(ctx, params, sources, temperature=temperature, seed=seed)
+        outputs = self.decode_texts(placement, params, tokenizer, sources, **options)
         return [out.replace("\n", "\\n") for out in outputs]
 
 

@@ -6,15 +6,16 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-import jax.numpy as jnp
+import jax
 import numpy as np
-import optax
 
 from transformer_jax.data import tagging
 from transformer_jax.metrics.classification import entity_f1
 from transformer_jax.models.bert import BertForTokenClassification
-from transformer_jax.tasks.base import EvalContext, LossFn
+from transformer_jax.placement import Placement
+from transformer_jax.tasks.base import LossFn, check_options
 from transformer_jax.tasks.encoder import EncoderTask
+from transformer_jax.train import losses
 
 
 class TokenClassification(EncoderTask):
@@ -62,10 +63,8 @@ class TokenClassification(EncoderTask):
     def loss_fn(self, model) -> LossFn:
         def loss_fn(params, batch, rng):
             logits = model.apply({"params": params}, **self.model_inputs(batch),
-                                 rngs={"dropout": rng})
-            losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
-            return (jnp.sum(losses * batch["label_weights"]),
-                    jnp.sum(batch["label_weights"]))
+                                 rngs={"dropout": rng})  # [B, T, C]
+            return losses.cross_entropy(logits, batch["labels"], batch["label_weights"])
 
         return loss_fn
 
@@ -84,30 +83,43 @@ class TokenClassification(EncoderTask):
             rows.append([self.labels[int(i)] for i in predictions[r][first]])
         return rows
 
-    def evaluate(self, ctx: EvalContext, params: Any, split: str = "validation"
-                 ) -> dict[str, float]:
-        sentences = (self.train_sentences if split == "train" else self.cached(
+    # Evaluation: the loss from sums; entity F1 from the decoded tags. ------------------------
+    def _sentences(self, split: str) -> tagging.TaggedSentences:
+        return self.train_sentences if split == "train" else self.cached(
             ("sentences", split),
-            lambda: tagging.make_sentences(self.config.data, split, self.labels)))
-        features = tagging.TaggingFeatures(sentences, ctx.tokenizer, self.config.data.seq_len)
+            lambda: tagging.make_sentences(self.config.data, split, self.labels))
+
+    def eval_examples(self, tokenizer, split: str):
+        return tagging.TaggingFeatures(self._sentences(split), tokenizer,
+                                       self.config.data.seq_len)
+
+    def eval_sums(self, model, params, batch) -> dict[str, jax.Array]:
+        logits = model.apply({"params": params}, **self.model_inputs(batch))
+        loss_sum, weight = losses.cross_entropy(logits, batch["labels"], batch["label_weights"])
+        return {"loss_sum": loss_sum, "weight": weight}
+
+    def eval_metrics(self, sums, complete: bool = False) -> dict[str, float]:
+        return {"loss": float(sums["loss_sum"]) / max(float(sums["weight"]), 1.0)}
+
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer, split: str,
+                        max_batches: int | None) -> dict[str, float]:
+        """Entity-level P/R/F1 and word accuracy of the predicted tags (seqeval-style)."""
+        sentences = self._sentences(split)
+        features = self.eval_examples(tokenizer, split)
         true, predicted = [], []
-        loss = weight = 0.0
-        for first, batch, logits in self.run_model(ctx, params, features):
-            w = batch["label_weights"]
-            loss += float((optax.softmax_cross_entropy_with_integer_labels(
-                logits, batch["labels"]) * w).sum())
-            weight += float(w.sum())
+        for first, batch, logits in self.run_model(placement, params, features, max_batches):
             for r, tags in enumerate(self._word_tags(batch, logits)):
                 if first + r < len(sentences):
                     gold = sentences[first + r].tags
                     true.append(gold)
                     predicted.append(tags + ["O"] * (len(gold) - len(tags)))
-        return {**entity_f1(true, predicted), "loss": loss / max(weight, 1.0),
-                "sentences": len(true)}
+        return {**entity_f1(true, predicted), "sentences": len(true)}
 
-    def predict(self, ctx: EvalContext, params: Any, lines: Sequence[str]) -> list[str]:
+    def predict(self, placement: Placement, params: Any, tokenizer, lines: Sequence[str],
+                **options: Any) -> list[str]:
         """"word/TAG ..." per line; words are Python tokens for stdlib tagging, else split
         on whitespace."""
+        check_options(self.name, options, ())
         if not lines:
             return []
         if self.config.data.source == "stdlib":
@@ -117,9 +129,9 @@ class TokenClassification(EncoderTask):
         sentences = tagging.TaggedSentences(
             [tagging.Sentence(w, [self.labels[0]] * len(w)) for w in words], self.labels,
             "stdin")
-        features = tagging.TaggingFeatures(sentences, ctx.tokenizer, self.config.data.seq_len)
+        features = tagging.TaggingFeatures(sentences, tokenizer, self.config.data.seq_len)
         out = []
-        for first, batch, logits in self.run_model(ctx, params, features, limit=None):
+        for first, batch, logits in self.run_model(placement, params, features, limit=None):
             for r, tags in enumerate(self._word_tags(batch, logits)):
                 if first + r < len(lines):
                     w = words[first + r]

@@ -11,29 +11,43 @@ import jax.numpy as jnp
 import optax
 
 
+def token_losses(
+    logits: jax.Array, targets: jax.Array, label_smoothing: float = 0.0
+) -> jax.Array:
+    """Unweighted cross entropy of each position (natural-log units).
+
+    Args:
+      logits: [..., V] scores (any float dtype; computed in float32), e.g. [B, T, V] for
+        tokens or [B, C] for classes.
+      targets: [...] int ids.
+      label_smoothing: mass spread uniformly over the V classes (0 disables).
+
+    Returns:
+      [...] float32 losses.
+    """
+    logits = logits.astype(jnp.float32)
+    if label_smoothing:
+        labels = optax.smooth_labels(jax.nn.one_hot(targets, logits.shape[-1]), label_smoothing)
+        return optax.softmax_cross_entropy(logits, labels)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+
+
 def cross_entropy(
     logits: jax.Array,
     targets: jax.Array,
     weights: jax.Array,
     label_smoothing: float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """Weighted token cross entropy.
+    """Weighted cross entropy as sums, the loss of every task.
 
     Args:
-      logits: [B, T, V] (any float dtype; computed in float32).
-      targets: [B, T] int ids.
-      weights: [B, T] 0/1 (or real) weights; padding has weight 0.
-      label_smoothing: mass spread uniformly over the vocabulary (0 disables).
+      logits: [..., V] scores, e.g. [B, T, V] next-token or [B, C] class logits.
+      targets: [...] int ids.
+      weights: [...] 0/1 (or real) weights; padding has weight 0.
+      label_smoothing: mass spread uniformly over the V classes (0 disables).
 
     Returns:
       (loss_sum, weight_sum): scalars, natural-log units.
     """
-    logits = logits.astype(jnp.float32)
     weights = weights.astype(jnp.float32)
-    if label_smoothing:
-        vocab = logits.shape[-1]
-        labels = optax.smooth_labels(jax.nn.one_hot(targets, vocab), label_smoothing)
-        losses = optax.softmax_cross_entropy(logits, labels)
-    else:
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-    return jnp.sum(losses * weights), jnp.sum(weights)
+    return jnp.sum(token_losses(logits, targets, label_smoothing) * weights), jnp.sum(weights)

@@ -14,8 +14,9 @@ import types
 
 import jax
 from absl import logging
-from jax._src import distributed
 from jax.experimental import multihost_utils
+
+from transformer_jax import compat
 
 
 class PreemptionWatcher:
@@ -24,10 +25,7 @@ class PreemptionWatcher:
     def __init__(self) -> None:
         self._signal: int | None = None
         self._previous: dict[int, object] = {}
-        self._multihost = (
-            jax.process_count() > 1
-            and distributed.global_state.preemption_sync_manager is not None
-        )
+        self._multihost = jax.process_count() > 1 and compat.has_preemption_service()
 
     def __enter__(self) -> PreemptionWatcher:
         signals = [signal.SIGINT] if self._multihost else [signal.SIGTERM, signal.SIGINT]

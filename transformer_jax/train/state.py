@@ -34,7 +34,6 @@ def state_shardings(
     init_params: Callable[[jax.Array], Any],
     optimizer: optax.GradientTransformation,
     mesh: Mesh,
-    rules: sharding_lib.Rules = sharding_lib.LOGICAL_AXIS_RULES,
 ) -> tuple[TrainState, TrainState]:
     """Abstract train state and its NamedShardings, from shapes only (`jax.eval_shape`).
 
@@ -43,7 +42,6 @@ def state_shardings(
         `lambda rng: model.init(rng, tokens)["params"]`.
       optimizer: the Optax transformation.
       mesh: the device mesh.
-      rules: logical-to-mesh axis rules.
 
     Returns:
       (abstract_state, shardings): two TrainState pytrees of ShapeDtypeStruct / NamedSharding.
@@ -51,7 +49,7 @@ def state_shardings(
     """
     rng = jax.random.key(0)
     boxed = jax.eval_shape(init_params, rng)
-    param_shardings = sharding_lib.tree_shardings(boxed, mesh, rules)
+    param_shardings = sharding_lib.tree_shardings(boxed, mesh)
     params = sharding_lib.strip_boxes(boxed)
     opt_state = jax.eval_shape(optimizer.init, params)
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -92,7 +90,6 @@ def create_sharded_state(
     mesh: Mesh,
     rng: jax.Array,
     seq_len: int,
-    rules: sharding_lib.Rules = sharding_lib.LOGICAL_AXIS_RULES,
 ) -> tuple[TrainState, TrainState]:
     """A fresh train state for `model`, initialized directly in its shards on `mesh`.
 
@@ -106,7 +103,7 @@ def create_sharded_state(
     def init_params(key):
         return model.init(key, dummy)["params"]
 
-    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
-        _, shardings = state_shardings(init_params, optimizer, mesh, rules)
+    with jax.set_mesh(mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
+        _, shardings = state_shardings(init_params, optimizer, mesh)
         state = init_state(init_params, optimizer, rng, shardings)
     return state, shardings

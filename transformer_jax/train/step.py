@@ -1,14 +1,13 @@
-"""Module-level pure step functions: `train_step` (`train_steps`: K of them in one call) and
-`eval_step`, plus the LM loss.
+"""Module-level pure training steps: `train_step`, and `train_steps` (K of them in one call).
 
-Jit them where they are called, with shardings and `donate_argnums=0` (see loop.py):
+Task-agnostic: the loss comes from the task (`tasks/`). Jit them where they are called, with
+shardings and `donate_argnums=0` (as `run/trainer.py` does):
 
     step = jax.jit(functools.partial(train_step, loss_fn=..., optimizer=..., schedule=...),
                    in_shardings=(state_sh, batch_sh, None), out_shardings=(state_sh, None),
                    donate_argnums=0)
 
-A batch is a dict of [B, T] int32 arrays: `inputs`, `targets`, `segment_ids` (0 = padding),
-`positions`.
+A batch is a dict of arrays whose leading axis is the batch B; its keys are the task's.
 """
 
 from __future__ import annotations
@@ -16,33 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from transformer_jax.train import losses
 from transformer_jax.train.state import TrainState
 
-Batch = dict[str, jax.Array]
-# (params, batch, dropout_rng) -> (loss_sum, weight_sum)
+# A batch: arrays keyed by name, leading axis B (numpy on the host, jax.Array on device).
+Batch = dict[str, Any]
+# (params, batch, dropout_rng) -> (loss_sum, weight_sum); the step divides the sums.
 LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, jax.Array]]
-
-
-def lm_loss_fn(model: nn.Module) -> LossFn:
-    """Next-token cross entropy of a causal LM on a packed batch."""
-
-    def loss_fn(params, batch: Batch, rng: jax.Array):
-        logits = model.apply(
-            {"params": params},
-            batch["inputs"],
-            positions=batch["positions"],
-            segment_ids=batch["segment_ids"],
-            rngs={"dropout": rng},
-        )  # [B, T, V]
-        return losses.cross_entropy(logits, batch["targets"], batch["segment_ids"] > 0)
-
-    return loss_fn
 
 
 def train_step(
@@ -132,29 +114,3 @@ def train_steps(
     """
     return jax.lax.scan(lambda s, batch: train_step(s, batch, rng, **step_kwargs), state,
                         batches)
-
-
-def eval_step(
-    params: Any, batch: Batch, token_bytes: jax.Array, *, model: nn.Module
-) -> dict[str, jax.Array]:
-    """Sums for held-out LM metrics on one batch (no dropout).
-
-    Args:
-      params: model parameters.
-      batch: a packed LM batch; rows of all-zero segment ids are padding.
-      model: the model with `deterministic=True`.
-      token_bytes: [V] int32, UTF-8 bytes each token decodes to (for bits per byte).
-
-    Returns:
-      loss_sum (nats), tokens, bytes: scalars to add up over the eval set.
-    """
-    logits = model.apply(
-        {"params": params},
-        batch["inputs"],
-        positions=batch["positions"],
-        segment_ids=batch["segment_ids"],
-    )
-    weights = batch["segment_ids"] > 0
-    loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
-    num_bytes = jnp.sum(jnp.where(weights, token_bytes[batch["targets"]], 0))
-    return {"loss_sum": loss_sum, "tokens": tokens, "bytes": num_bytes.astype(jnp.float32)}

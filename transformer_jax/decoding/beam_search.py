@@ -17,8 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from transformer_jax import seq2seq_decode
-from transformer_jax.decode import loop_jit
+from transformer_jax.decoding import seq2seq as seq2seq_decode
+from transformer_jax.decoding.loop import loop_jit
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 
@@ -43,8 +43,10 @@ def _gather_beams(x: jax.Array, indices: jax.Array) -> jax.Array:
 def reorder_cache(cache: Any, parents: jax.Array) -> Any:
     """Reorders the self-attention KV caches of B * K rows by parent beam indices [B, K].
 
-    Cache keys/values are [B * K, T, Kh, H], or [L, B * K, T, Kh, H] when layers are scanned;
-    the cache index and the cross-attention cache are left alone.
+    The batch is the leading axis of every self-attention cache array (heads-major keys
+    [B * K, Kh, T, H] and values [B * K, Kh, H, T]), after the layer axis [L, ...] when layers
+    are scanned: axis `ndim - 4`. The cache index and the cross-attention cache are left
+    alone.
     """
     b, k = parents.shape
     flat = (parents + k * jnp.arange(b)[:, None]).reshape(-1)  # [B * K] rows to take

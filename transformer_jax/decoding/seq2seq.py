@@ -2,7 +2,7 @@
 
 The source is encoded once; the first decoder step stores the cross-attention keys/values
 and every later step reads them, while the self-attention KV cache grows by one token per
-step. The token loop is a `lax.while_loop` inside one jitted function.
+step. The token loop is `loop.token_loop`, inside one jitted function.
 Shapes: B batch, S source length, M max output tokens, V vocab.
 """
 
@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.decode import loop_jit, sample_logits
+from transformer_jax.decoding.loop import loop_jit, token_loop
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 
@@ -108,26 +108,12 @@ def _sample(params, source, rng, *, model, max_decode_len, temperature, top_k, t
     logits, cache = decode_step(
         model, params, cache, encoded, source, jnp.full((b,), bos_id, jnp.int32), 0
     )
-
-    def cond(carry):
-        i, _, _, _, done, _ = carry
-        return (i < max_decode_len) & ~jnp.all(done)
-
-    def body(carry):
-        i, cache, logits, out, done, rng = carry
-        rng, step_rng = jax.random.split(rng)
-        logits = force_eos(logits, i, limits, eos_id)
-        token = sample_logits(logits, step_rng, temperature=temperature, top_k=top_k,
-                              top_p=top_p)
-        token = jnp.where(done, 0, token)
-        out = out.at[:, i].set(token)
-        done = done | (token == eos_id)
-        logits, cache = decode_step(model, params, cache, None, source, token, i + 1)
-        return i + 1, cache, logits, out, done, rng
-
-    out = jnp.zeros((b, max_decode_len), jnp.int32)
-    init = (jnp.zeros((), jnp.int32), cache, logits, out, jnp.zeros((b,), jnp.bool_), rng)
-    return jax.lax.while_loop(cond, body, init)[3]
+    return token_loop(
+        lambda cache, token, i: decode_step(model, params, cache, None, source, token, i + 1),
+        logits, cache, rng, max_new_tokens=max_decode_len, temperature=temperature,
+        top_k=top_k, top_p=top_p, eos_id=eos_id,
+        adjust=lambda logits, i: force_eos(logits, i, limits, eos_id),
+    )
 
 
 def sample(
@@ -154,7 +140,7 @@ def sample(
       max_decode_len: M, the static output length.
       bos_id, eos_id: target start and end ids; a row stops after its EOS.
       rng: PRNG key (unused when greedy).
-      temperature, top_k, top_p: see `decode.sample_logits`.
+      temperature, top_k, top_p: see `sampling.sample_logits`.
       len_a, len_b: a row emits at most a * (its source length) + b tokens, EOS included
         (default: M), then EOS is forced.
 

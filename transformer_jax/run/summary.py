@@ -1,6 +1,7 @@
 """Model size and per-device memory of a config, from shapes only (`jax.eval_shape`).
 
 Nothing is allocated, so this answers "does gpt2_medium with fsdp=256 fit?" on a laptop.
+The model is the config's task's (heads included), so it works for every family and preset.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ import math
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 from jax.sharding import PartitionSpec
 
 from transformer_jax import sharding as sharding_lib
-from transformer_jax.models.build import build_model
+from transformer_jax import tasks as tasks_lib
 from transformer_jax.models.config import model_config_from
-from transformer_jax.train import flops, optim
+from transformer_jax.train import optim
 
 
 def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None) -> dict:
@@ -33,15 +33,15 @@ def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None)
       `bytes_per_device`, `mesh`, `train_flops_per_token`, `preset`.
     """
     model_config = model_config_from(config.model)
-    model = build_model(model_config)
+    task = tasks_lib.make_task(config, model_config)
+    model = task.build_model(model_config)
     num_devices = num_devices or jax.device_count()
     shape = sharding_lib.resolve_mesh_shape(
         config.mesh.data, config.mesh.fsdp, config.mesh.tensor, num_devices
     )
     mesh_shape = dict(zip(sharding_lib.MESH_AXES, shape, strict=False))
     optimizer, _ = optim.make_optimizer(config.optim, config.train.steps)
-    dummy = jnp.zeros((1, config.data.seq_len), jnp.int32)
-    boxed = jax.eval_shape(lambda r: model.init(r, dummy)["params"], jax.random.key(0))
+    boxed = jax.eval_shape(lambda r: task.init_params(model, r), jax.random.key(0))
     param_specs = nn.logical_to_mesh(nn.get_partition_spec(boxed), sharding_lib.LOGICAL_AXIS_RULES)
     params = sharding_lib.strip_boxes(boxed)
     opt_state = jax.eval_shape(optimizer.init, params)
@@ -63,5 +63,5 @@ def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None)
         "bytes_per_device": param_bytes + opt_bytes,
         "mesh": mesh_shape,
         "num_devices": num_devices,
-        "train_flops_per_token": flops.train_flops_per_token(model_config, config.data.seq_len),
+        "train_flops_per_token": task.flops_per_token(),
     }

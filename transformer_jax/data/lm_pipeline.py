@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 import grain
 import numpy as np
 
-from transformer_jax.data.sources import TextSource
+from transformer_jax.data.splits import TextSource
 from transformer_jax.data.tokenizer import Tokenizer
 from transformer_jax.errors import UserError
 

@@ -1,0 +1,87 @@
+"""Decoder-only (GPT) generation with a KV cache: greedy, temperature, top-k, top-p.
+
+The whole generation (prefill + `loop.token_loop`) is one jitted function.
+Shapes: B batch, P prompt length, M max new tokens, V vocab.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from transformer_jax.decoding.loop import loop_jit, token_loop
+from transformer_jax.errors import UserError
+
+
+@functools.partial(
+    loop_jit,
+    static_argnames=("model", "max_new_tokens", "temperature", "top_k", "top_p", "eos_id"),
+)
+def _generate(params, prompt, rng, *, model, max_new_tokens, temperature, top_k, top_p, eos_id):
+    b, p = prompt.shape
+    total = p + max_new_tokens
+    cache_shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((b, total), jnp.int32))["cache"]
+    )
+    cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), cache_shapes)
+
+    def run(cache, tokens, start):
+        positions = start + jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+        logits, updated = model.apply(
+            {"params": params, "cache": cache}, tokens, positions=positions, mutable=["cache"]
+        )
+        return logits[:, -1], updated["cache"]
+
+    logits, cache = run(cache, prompt, 0)  # prefill: [B, V]
+    return token_loop(
+        lambda cache, token, i: run(cache, token[:, None], p + i), logits, cache, rng,
+        max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+        eos_id=eos_id,
+    )
+
+
+def generate(
+    model: nn.Module,
+    params: Any,
+    prompt: jax.Array,
+    *,
+    max_new_tokens: int,
+    rng: jax.Array | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    eos_id: int | None = None,
+) -> jax.Array:
+    """Continues each prompt row by up to `max_new_tokens` tokens.
+
+    Args:
+      model: a decoder-only model whose config has `decode=True, deterministic=True`.
+      params: its parameters.
+      prompt: [B, P] int token ids (all rows the same length, no padding).
+      max_new_tokens: M.
+      rng: PRNG key for sampling (unused when temperature is 0).
+      temperature, top_k, top_p: see `sampling.sample_logits`.
+      eos_id: stop a row after it emits this id (later positions are 0).
+
+    Returns:
+      [B, M] int32 new tokens.
+    """
+    cfg = model.config
+    if not (cfg.decode and cfg.deterministic):
+        raise ValueError("generate() needs model.config.replace(decode=True, deterministic=True)")
+    if prompt.ndim != 2 or prompt.shape[1] == 0:
+        raise UserError(f"the prompt must be a non-empty [batch, length] array, got {prompt.shape}")
+    if prompt.shape[1] + max_new_tokens > cfg.max_len:
+        raise UserError(
+            f"prompt length {prompt.shape[1]} + max_new_tokens {max_new_tokens} exceeds the "
+            f"model's max_len {cfg.max_len}: shorten the prompt or ask for fewer tokens"
+        )
+    rng = jax.random.key(0) if rng is None else rng
+    return _generate(
+        params, jnp.asarray(prompt, jnp.int32), rng, model=model, max_new_tokens=max_new_tokens,
+        temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), eos_id=eos_id,
+    )

@@ -1,0 +1,208 @@
+"""A run, resolved before anything is written: config, task, mesh, workdir, tokenizer.
+
+Resume order (big_vision): a checkpoint in the workdir, then `config.init_from` (pretrained
+weights for the matching parts of the model), then fresh. Everything a user can get wrong is
+checked here, so a run that fails to start never touches an existing workdir's checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+from typing import Any
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax import sharding as sharding_lib
+from transformer_jax import tasks as tasks_lib
+from transformer_jax.data import tokenizer as tokenizer_lib
+from transformer_jax.errors import UserError
+from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
+from transformer_jax.placement import Placement
+from transformer_jax.train import optim, pretrained
+from transformer_jax.train import state as state_lib
+
+TOKENIZER_FILE = "tokenizer.model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What `setup_run` resolved: the pieces a training, evaluation or decoding needs.
+
+    Attributes:
+      config: the experiment config, resolved (a copy: the caller's is never written).
+      model_config: the model config the task trains.
+      mesh: the device mesh.
+      workdir: the run directory (absolute).
+      checkpointer: the workdir's checkpoints.
+      task: the task (`config.task.name`).
+      tokenizer: the workdir's, `init_from`'s, or the cached/trained tokenizer.
+      pretrained: the `init_from` checkpoint for a fresh run, else None.
+    """
+
+    config: ml_collections.ConfigDict
+    model_config: ModelConfig
+    mesh: jax.sharding.Mesh
+    workdir: pathlib.Path
+    checkpointer: checkpoint_lib.Checkpointer
+    task: tasks_lib.Task
+    tokenizer: tokenizer_lib.Tokenizer
+    pretrained: pretrained.Pretrained | None
+
+    def placement(self, batch_size: int | None = None) -> Placement:
+        """Placement of global batches of `batch_size` rows (default: train.batch_size)."""
+        return Placement.for_batch(self.mesh, batch_size or self.config.train.batch_size)
+
+
+def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
+    """Validates the config against the devices and the workdir; resolves the tokenizer.
+
+    Raises UserError (before writing anything) for: an unknown task or a config the task
+    rejects, a mesh that doesn't fit the devices, a batch not divisible by the data-parallel
+    size, a workdir whose checkpoint has another model shape or vocabulary, an `init_from`
+    that doesn't fit.
+    """
+    model_config = model_config_from(config.model)
+    mesh = sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
+    _check_train_section(config.train, sharding_lib.data_parallel_size(mesh))
+    if "://" in workdir:
+        raise UserError(
+            f"--workdir={workdir}: URLs are not supported; on Cloud TPU mount the bucket with "
+            "gcsfuse (or use Filestore/NFS) and pass the mounted path"
+        )
+    workdir_path = pathlib.Path(workdir).absolute()
+    checkpointer = checkpoint_lib.Checkpointer(
+        workdir_path / "checkpoints", max_to_keep=config.train.max_to_keep
+    )
+    existing = checkpointer.read_metadata()
+    meta = existing[1] if existing else None
+    if meta is not None:
+        _check_compatible(meta, model_config, checkpointer.directory)
+    config = _resolved(config, meta)
+    task = tasks_lib.make_task(config, model_config)
+    located = (pretrained.locate(config.init_from, model_config)
+               if meta is None and config.get("init_from") else None)
+    tokenizer = _resolve_tokenizer(task, model_config, workdir_path, located)
+    return Run(config, model_config, mesh, workdir_path, checkpointer, task, tokenizer, located)
+
+
+def _check_train_section(tcfg: ml_collections.ConfigDict, data_parallel: int) -> None:
+    if tcfg.batch_size % (data_parallel * tcfg.grad_accum_steps) or (
+            tcfg.batch_size % jax.process_count()):
+        raise UserError(
+            f"train.batch_size={tcfg.batch_size} must be divisible by the data-parallel size "
+            f"{data_parallel} (mesh.data*mesh.fsdp) times train.grad_accum_steps="
+            f"{tcfg.grad_accum_steps}"
+        )
+    if not isinstance(tcfg.get("steps_per_call"), int) or tcfg.steps_per_call < 1:
+        raise UserError(
+            f"train.steps_per_call={tcfg.get('steps_per_call')!r}: set it to the number of "
+            "optimizer steps per jitted call, an integer >= 1 (1 = one step per call)"
+        )
+    if tcfg.get("on_nonfinite", "stop") not in ("stop", "skip"):
+        raise UserError(f"train.on_nonfinite={tcfg.on_nonfinite!r}: use 'stop' or 'skip'")
+
+
+def _resolved(config: ml_collections.ConfigDict, meta: dict | None) -> ml_collections.ConfigDict:
+    """A copy of `config` with data.num_shards resolved (0 = the checkpoint's, else one per
+    process), checked.
+
+    The data stream is split into that many virtual shards (data/lm_pipeline.py); a process
+    reads only its own, and a checkpoint resumes on any process count dividing it.
+    """
+    config = config.copy_and_resolve_references()
+    if "num_shards" not in config.data:
+        return config
+    processes = jax.process_count()
+    if not config.data.num_shards:
+        saved = (meta or {}).get("config", {}).get("data", {}).get("num_shards")
+        config.data.num_shards = saved or processes
+    shards, batch = config.data.num_shards, config.train.batch_size
+    if shards % processes or batch % shards:
+        raise UserError(
+            f"data.num_shards={shards} must be a multiple of the process count {processes} "
+            f"and divide train.batch_size={batch}; resuming on another process count needs "
+            "one that divides the shard count"
+        )
+    return config
+
+
+def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.Path) -> None:
+    saved = meta.get("model", {})
+    for field in SHAPE_FIELDS:
+        mine = getattr(model_config, field)
+        if field in saved and saved[field] != mine:
+            raise UserError(
+                f"checkpoint in {directory} has model.{field}={saved[field]!r} but the config "
+                f"says {mine!r}: use another --workdir, or set --config.model.{field}="
+                f"{saved[field]!r} to resume it"
+            )
+
+
+def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
+                       workdir: pathlib.Path, located: pretrained.Pretrained | None
+                       ) -> tokenizer_lib.Tokenizer:
+    """The workdir's tokenizer (resume), else init_from's, else the cached/trained one."""
+    path = workdir / TOKENIZER_FILE
+    if not path.exists() and located is not None:
+        path = located.workdir / TOKENIZER_FILE
+    vocab_size = model_config.vocab_size
+    if path.exists():
+        tok = tokenizer_lib.Tokenizer.load(str(path))
+    else:
+        tok = tokenizer_lib.load_or_train(
+            task.tokenizer_source(), vocab_size,
+            cache_dir=task.config.data.tokenizer_cache_dir or None,
+            user_defined_symbols=task.special_tokens,
+        )
+    for piece in task.special_tokens:
+        tok.piece_id(piece)  # UserError if missing
+    if tok.vocab_size != vocab_size:
+        raise UserError(
+            f"tokenizer {path if path.exists() else '(cache)'} has {tok.vocab_size} tokens but "
+            f"model.vocab_size={vocab_size}: use another --workdir or matching vocab_size"
+        )
+    return tok
+
+
+def metadata(run: Run) -> dict:
+    """What every checkpoint records about its layout (docs/architecture.md, checkpoints)."""
+    return {
+        "preset": run.model_config.preset,
+        "model": run.model_config.to_dict(),
+        "vocab_size": run.tokenizer.vocab_size,
+        "scan_layers": run.model_config.scan_layers,
+        "mesh": dict(run.mesh.shape),
+        "seq_len": run.config.data.seq_len,
+        "task": {"name": run.task.name, **run.task.metadata()},
+        "config": json.loads(run.config.to_json()),
+    }
+
+
+def state_layout(run: Run, model: nn.Module, optimizer) -> tuple[Any, Any, Any]:
+    """(init_params, restore target, shardings) of the train state on the run's mesh.
+
+    Call inside `jax.set_mesh(run.mesh)` and `nn.logical_axis_rules(...)`. The target is a
+    pytree of `ShapeDtypeStruct(..., sharding=...)`: what Orbax restores into.
+    """
+    init_params = functools.partial(run.task.init_params, model)
+    abstract, shardings = state_lib.state_shardings(init_params, optimizer, run.mesh)
+    target = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return init_params, target, shardings
+
+
+def restore_state(run: Run, data_iterator=None) -> state_lib.TrainState | None:
+    """The newest good checkpoint's train state on the run's mesh (None: no checkpoint)."""
+    model = run.task.build_model(run.model_config)
+    optimizer, _ = optim.make_optimizer(run.config.optim, run.config.train.steps)
+    with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
+        _, target, _ = state_layout(run, model, optimizer)
+        restored = run.checkpointer.restore(target, data_iterator)
+    return None if restored is None else restored[1]

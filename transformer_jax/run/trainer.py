@@ -1,0 +1,152 @@
+"""The one trainer: a resolved run -> sharded state -> train / evaluate / checkpoint -> demo.
+
+The task (tasks/, chosen by `config.task.name`) supplies the model, batches, loss and eval
+sums; this file owns the loop. The loop is a few named pieces: `run/setup.py` resolves and
+checks everything before anything is written, `run/calls.py` groups steps into jitted calls
+and says when a log/eval/checkpoint is due, `run/train_metrics.py` queues, writes and polices
+the metrics, `run/evaluation.py` evaluates.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import ml_collections
+from tqdm import tqdm
+
+from transformer_jax import sharding as sharding_lib
+from transformer_jax.run import calls
+from transformer_jax.run.evaluation import Evaluator, headline
+from transformer_jax.run.setup import TOKENIZER_FILE, Run, metadata, setup_run, state_layout
+from transformer_jax.run.train_metrics import Throughput, TrainMetrics
+from transformer_jax.train import optim, preemption, pretrained
+from transformer_jax.train import state as state_lib
+from transformer_jax.train import step as step_lib
+from transformer_jax.train.metric_writer import MetricWriter
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """Trains (resuming if the workdir has a checkpoint), evaluates, checkpoints, demos.
+
+    Returns:
+      The final eval metrics (the task's, e.g. loss, perplexity, bits_per_byte for LM).
+    """
+    run = setup_run(config, workdir)
+    task, tcfg = run.task, run.config.train
+    _prepare_workdir(run)
+    model = task.build_model(run.model_config)
+    optimizer, schedule = optim.make_optimizer(run.config.optim, tcfg.steps)
+    placement = run.placement()
+    train_iter = task.train_batches(
+        run.tokenizer, batch_size=placement.local_batch, seed=tcfg.seed,
+        process_index=placement.process_index, process_count=placement.process_count,
+    )
+    with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
+        state, start_step, shardings = _initial_state(run, model, optimizer, train_iter)
+        train_steps = jax.jit(
+            functools.partial(
+                step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
+                schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
+            ),
+            in_shardings=(shardings, sharding_lib.steps_sharding(run.mesh), None),
+            out_shardings=(shardings, None),
+            donate_argnums=0,
+        )  # compiled once per call length: steps_per_call, and 1 (see calls.call_length)
+        evaluator = Evaluator(task, placement, run.tokenizer)
+        writer = MetricWriter(run.workdir)
+        writer.truncate_after(start_step)
+        throughput = Throughput(tcfg.batch_size * task.tokens_per_example(),
+                                task.flops_per_token())
+        metrics = TrainMetrics(writer, throughput, tcfg.get("on_nonfinite", "stop"))
+        bar = tqdm(total=tcfg.steps, initial=start_step, desc="train", unit="step",
+                   disable=jax.process_index() != 0, dynamic_ncols=True)
+        checkpoint_step = start_step if start_step else None
+        eval_metrics: dict[str, float] = {}
+
+        def evaluate(step: int) -> dict[str, float]:
+            result = evaluator(state.params, "validation", tcfg.eval_batches)
+            writer.write(step, "eval", result)
+            _say(bar, f"step {step}: eval " + headline(task, result))
+            return result
+
+        rng, meta = jax.random.key(tcfg.seed), metadata(run)
+        try:
+            with preemption.PreemptionWatcher() as watcher:
+                step = start_step
+                while step < tcfg.steps:
+                    n = calls.call_length(step, tcfg)
+                    state, call_metrics = train_steps(
+                        state, calls.stack(train_iter, n, placement), rng)
+                    metrics.add(call_metrics)
+                    step += n
+                    bar.update(n)
+                    if step == start_step + n:
+                        jax.block_until_ready(state)
+                        throughput.restart(step)  # keep compilation out of tokens/s
+                    # In order and without skipping: multi-host sync points are step numbers.
+                    preempted = any(watcher.reached(s) for s in range(step - n + 1, step + 1))
+                    checkpoint = preempted or calls.due(step, tcfg.checkpoint_every, span=n,
+                                                        total=tcfg.steps)
+                    if metrics.pending and (checkpoint or calls.due(
+                            step, tcfg.log_every, span=n, total=tcfg.steps)):
+                        metrics.flush(step, checkpoint_step)
+                        bar.set_postfix(**metrics.postfix())
+                    if calls.due(step, tcfg.eval_every, span=n, total=tcfg.steps):
+                        eval_metrics = evaluate(step)
+                        throughput.restart(step)
+                    if checkpoint:
+                        run.checkpointer.save(step, state, train_iter, meta, force=preempted)
+                        checkpoint_step = step
+                    if preempted:
+                        _say(bar, f"{watcher.signal_name}: saved a checkpoint at step {step}; "
+                                  "run the same command again to resume")
+                        break
+            if not eval_metrics and start_step >= tcfg.steps:
+                _say(bar, f"already at step {start_step}; evaluating only")
+                eval_metrics = evaluate(start_step)
+        finally:
+            bar.close()
+            train_iter.close()  # stop Grain's prefetch threads before interpreter exit
+            run.checkpointer.wait()
+            run.checkpointer.close()
+            writer.close()
+        if eval_metrics:
+            # Every process runs the demo (the params are sharded over all of them); one prints.
+            text = task.demo(placement, state.params, run.tokenizer)
+            if text and jax.process_index() == 0:
+                print(f"\n{text}")
+    return eval_metrics
+
+
+def _prepare_workdir(run: Run) -> None:
+    """Creates the workdir and stores the run's tokenizer there (process 0)."""
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    if not (run.workdir / TOKENIZER_FILE).exists() and jax.process_index() == 0:
+        run.tokenizer.save(str(run.workdir / TOKENIZER_FILE))
+
+
+def _initial_state(run: Run, model: nn.Module, optimizer, train_iter):
+    """(state, start step, shardings): the workdir's checkpoint, else init_from, else fresh.
+
+    Restoring also restores `train_iter`'s position. Call inside the mesh and axis rules.
+    """
+    init_params, target, shardings = state_layout(run, model, optimizer)
+    restored = run.checkpointer.restore(target, train_iter)
+    if restored is not None:
+        step, state = restored
+        if jax.process_index() == 0:
+            print(f"resumed from step {step} of {run.checkpointer.directory}")
+        return state, step, shardings
+    state = state_lib.init_state(init_params, optimizer, jax.random.key(run.config.train.seed),
+                                 shardings)
+    if run.pretrained is not None:
+        state = state.replace(params=pretrained.load_into(run.pretrained, state.params))
+    return state, 0, shardings
+
+
+def _say(bar: tqdm, message: str) -> None:
+    """Prints once (process 0), without breaking the progress bar."""
+    if jax.process_index() == 0:
+        bar.write(message)

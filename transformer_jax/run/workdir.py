@@ -1,0 +1,90 @@
+"""A finished run's workdir: load its newest checkpoint to evaluate, predict or generate.
+
+The task, model, mesh and optimizer come from the checkpoint's recorded config, so nothing is
+guessed; options (a batch limit, decoding settings) are arguments, never config edits.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import ml_collections
+
+from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax.errors import UserError
+from transformer_jax.run.evaluation import Evaluator
+from transformer_jax.run.setup import Run, restore_state, setup_run
+from transformer_jax.tasks.lm import LanguageModeling
+
+
+def _metadata(workdir: str) -> dict:
+    directory = pathlib.Path(workdir) / "checkpoints"
+    found = checkpoint_lib.Checkpointer(directory).read_metadata()
+    if found is None:
+        raise UserError(f"no checkpoint in {directory}: train first with experiments.train")
+    return found[1]
+
+
+def load_run(workdir: str) -> tuple[Run, Any]:
+    """(run, params) of the newest good checkpoint in `workdir`, on this host's devices.
+
+    The mesh is re-fitted to the devices present (-1 on the data axis).
+    """
+    config = ml_collections.ConfigDict(_metadata(workdir)["config"])
+    config.mesh.update(data=-1, fsdp=1, tensor=1)
+    run = setup_run(config, workdir)
+    state = restore_state(run)
+    if state is None:
+        raise UserError(f"no checkpoint in {run.checkpointer.directory} can be restored")
+    return run, state.params
+
+
+def task_of_workdir(workdir: str) -> str:
+    """The task name recorded in the newest checkpoint of `workdir` ("lm" for old runs)."""
+    return _metadata(workdir).get("task", {}).get("name", "lm")
+
+
+def evaluate_workdir(workdir: str, split: str = "validation",
+                     max_batches: int | None = None) -> dict[str, float]:
+    """The task's metrics for the newest checkpoint in `workdir` on `split`.
+
+    Args:
+      workdir: a training run's directory.
+      split: "validation", "train" or "test" (where the data source has it).
+      max_batches: evaluate at most this many batches (None: the whole split).
+    """
+    run, params = load_run(workdir)
+    with jax.set_mesh(run.mesh):
+        return Evaluator(run.task, run.placement(), run.tokenizer)(params, split, max_batches)
+
+
+def predict_workdir(workdir: str, lines: list[str], **options: Any) -> list[str]:
+    """One output line per input line from the newest checkpoint in `workdir`.
+
+    Args:
+      workdir: a training run's directory.
+      lines: the inputs (their format is the task's: see experiments/predict.py).
+      **options: decoding options the run's task takes (e.g. temperature, beam_size).
+    """
+    run, params = load_run(workdir)
+    with jax.set_mesh(run.mesh):
+        return run.task.predict(run.placement(), params, run.tokenizer, lines, **options)
+
+
+def generate_from_workdir(workdir: str, prompt: str, **options: Any) -> str:
+    """The text continuing `prompt`, sampled from a language model's newest checkpoint.
+
+    Args:
+      workdir: an LM training run's directory.
+      prompt: the text to continue.
+      **options: max_new_tokens, temperature (0 = greedy), top_k, top_p, seed (default: the
+        run's `config.sample`).
+    """
+    run, params = load_run(workdir)
+    if not isinstance(run.task, LanguageModeling):
+        raise UserError(f"{workdir} holds a {run.task.name!r} run: generate continues text "
+                        "for language models; use experiments.predict")
+    with jax.set_mesh(run.mesh):
+        return run.task.continuation(params, run.tokenizer, prompt, **options)
