@@ -30,8 +30,8 @@ def compiled_memory(config, batch: int, seq_len: int) -> dict:
 
     from transformer_jax import sharding
     from transformer_jax.models.gpt import GPT
-    from transformer_jax.train.state import state_shardings
     from transformer_jax.tasks.lm import lm_loss_fn
+    from transformer_jax.train.state import state_shardings
     from transformer_jax.train.step import train_step
 
     model = GPT(config)

@@ -86,8 +86,8 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
 
     from transformer_jax import sharding
     from transformer_jax.models.gpt import GPT
-    from transformer_jax.train.state import create_sharded_state
     from transformer_jax.tasks.lm import lm_loss_fn
+    from transformer_jax.train.state import create_sharded_state
     from transformer_jax.train.step import train_step, train_steps
 
     model = GPT(config)

@@ -11,9 +11,9 @@ import optax
 import pytest
 
 from experiments.configs import bert_stdlib
+from transformer_jax import sharding
 from transformer_jax.data import bert_pretrain, tokenizer
 from transformer_jax.models.config import from_preset
-from transformer_jax import sharding
 from transformer_jax.placement import Placement
 from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.train.state import TrainState

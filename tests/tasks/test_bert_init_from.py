@@ -8,9 +8,9 @@ import pytest
 
 from tests.tasks.conftest import STDLIB, tiny_config
 from tests.tasks.test_classify import rows, write_csv
+from transformer_jax import run as run_lib
 from transformer_jax import sharding
 from transformer_jax.errors import UserError
-from transformer_jax import run as run_lib
 from transformer_jax.train import optim, pretrained, state
 
 

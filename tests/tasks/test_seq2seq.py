@@ -11,12 +11,12 @@ import pytest
 
 from experiments.configs import seq2seq_stdlib
 from tests.models.toy_seq2seq import CONFIG, reversal_batch, trained
-from transformer_jax.run import workdir as workdir_lib
-from transformer_jax.run.evaluation import Evaluator
+from transformer_jax import run as run_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import from_preset
+from transformer_jax.run import workdir as workdir_lib
+from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.tasks.seq2seq import Seq2Seq, seq2seq_loss_fn
-from transformer_jax import run as run_lib
 from transformer_jax.train import optim
 
 

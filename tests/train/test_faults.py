@@ -17,8 +17,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from transformer_jax.errors import UserError
 from transformer_jax import run as run_lib
+from transformer_jax.errors import UserError
 from transformer_jax.tasks import lm as lm_task
 
 ROOT = pathlib.Path(__file__).parent.parent.parent

@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from transformer_jax.errors import UserError
 from transformer_jax import run as run_lib
+from transformer_jax.errors import UserError
 from transformer_jax.train import pretrained
 
 

@@ -13,9 +13,9 @@ import pytest
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.gpt import GPT
+from transformer_jax.tasks.lm import lm_loss_fn
 from transformer_jax.train import losses, optim
 from transformer_jax.train.state import TrainState
-from transformer_jax.tasks.lm import lm_loss_fn
 from transformer_jax.train.step import train_step, train_steps
 
 

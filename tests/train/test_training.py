@@ -13,9 +13,9 @@ import ml_collections
 import numpy as np
 import pytest
 
+from transformer_jax import run as run_lib
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.errors import UserError
-from transformer_jax import run as run_lib
 from transformer_jax.train import optim
 from transformer_jax.train import state as state_lib
 

@@ -9,8 +9,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.models import attention, layers, position
+from transformer_jax.models import attention, layers
 from transformer_jax.models.config import ModelConfig
+from transformer_jax.models.embedder import Embedder
 from transformer_jax.models.stack import Stack
 
 

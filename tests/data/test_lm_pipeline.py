@@ -28,7 +28,7 @@ def _expected(tokenizer, docs: list[str]) -> list[list[int]]:
 def _rows(batches):
     for batch in batches:
         for r in range(len(batch["inputs"])):
-            yield {key: batch[key][r] for key in pipeline.BATCH_KEYS}
+            yield {key: batch[key][r] for key in lm_pipeline.BATCH_KEYS}
 
 
 def _segments(row) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -36,7 +36,7 @@ def _segments(row) -> list[tuple[np.ndarray, np.ndarray]]:
     seg, pos = row["segment_ids"], row["positions"]
     used = int((seg > 0).sum())
     assert (seg[used:] == 0).all(), "padding only at the end"
-    for key in pipeline.BATCH_KEYS:
+    for key in lm_pipeline.BATCH_KEYS:
         assert (row[key][used:] == 0).all()
     ids = seg[:used]
     assert used == 0 or ids[0] == 1
@@ -71,7 +71,7 @@ def _documents(batches, bos: int, eos: int) -> list[list[int]]:
 
 
 def _one_pass(source, tokenizer, **kwargs):
-    ds = pipeline.lm_dataset(
+    ds = lm_pipeline.lm_dataset(
         source, tokenizer, seq_len=SEQ_LEN, repeat=False, drop_remainder=False,
         **{"seed": 0, "batch_size": BATCH, **kwargs},
     )
@@ -79,10 +79,10 @@ def _one_pass(source, tokenizer, **kwargs):
 
 
 def test_batch_keys_shapes_dtypes(code_tokenizer):
-    ds = pipeline.lm_dataset(ListSource(_docs()), code_tokenizer, seq_len=SEQ_LEN,
+    ds = lm_pipeline.lm_dataset(ListSource(_docs()), code_tokenizer, seq_len=SEQ_LEN,
                              batch_size=BATCH, seed=0)
     batch = next(iter(ds))
-    assert sorted(batch) == sorted(pipeline.BATCH_KEYS)
+    assert sorted(batch) == sorted(lm_pipeline.BATCH_KEYS)
     for value in batch.values():
         assert value.shape == (BATCH, SEQ_LEN) and value.dtype == np.int32
 
@@ -131,31 +131,31 @@ def test_processes_split_each_global_batch_like_one_process(code_tokenizer):
     assert len(single) > 2 and max(len(b) for b in per_process) == len(single)
     for whole, *parts in zip(single, *(_pad_to(b, len(single)) for b in per_process),
                              strict=True):
-        for key in pipeline.BATCH_KEYS:
+        for key in lm_pipeline.BATCH_KEYS:
             np.testing.assert_array_equal(whole[key], np.concatenate([p[key] for p in parts]))
     assert sorted(d for docs in shard_docs for d in docs) == sorted(_expected(tok, _docs()))
     # Process 1 of 2 holds shard 1's state; a one-process state resumes it and vice versa.
-    one = iter(pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1,
+    one = iter(lm_pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1,
                                    batch_size=2 * BATCH, num_shards=2))
-    second = iter(pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
+    second = iter(lm_pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
                                       process_index=1, process_count=2))
     for _ in range(5):
         next(one), next(second)
     assert one.get_state()["shards"]["1"] == second.get_state()["shards"]["1"]
-    resumed = iter(pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
+    resumed = iter(lm_pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
                                        process_index=1, process_count=2))
     resumed.set_state(one.get_state())
     expected = next(one)
     np.testing.assert_array_equal(next(resumed)["inputs"], expected["inputs"][BATCH:])
     with pytest.raises(UserError, match="has 2 shards but this run has data.num_shards=4"):
-        iter(pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
+        iter(lm_pipeline.lm_dataset(source, tok, seq_len=SEQ_LEN, seed=1, batch_size=BATCH,
                                  num_shards=4)).set_state(one.get_state())
     for it in (one, second, resumed):
         it.close()
     with pytest.raises(UserError, match="has no documents"):
-        pipeline.lm_dataset(ListSource([]), tok, seq_len=8, batch_size=2, seed=0)
+        lm_pipeline.lm_dataset(ListSource([]), tok, seq_len=8, batch_size=2, seed=0)
     with pytest.raises(UserError, match="num_shards=3 must be a multiple of the process count 2"):
-        pipeline.lm_dataset(source, tok, seq_len=8, batch_size=3, seed=0, process_count=2,
+        lm_pipeline.lm_dataset(source, tok, seq_len=8, batch_size=3, seed=0, process_count=2,
                             num_shards=3)
 
 
@@ -163,12 +163,12 @@ def _same(a: list[dict], b: list[dict]) -> bool:
     return len(a) == len(b) and all(
         np.array_equal(x[k], y[k])
         for x, y in zip(a, b, strict=True)
-        for k in pipeline.BATCH_KEYS
+        for k in lm_pipeline.BATCH_KEYS
     )
 
 
 def test_iterator_state_resumes_exactly_across_epochs(code_tokenizer):
-    ds = pipeline.lm_dataset(ListSource(_docs(12)), code_tokenizer, seq_len=SEQ_LEN,
+    ds = lm_pipeline.lm_dataset(ListSource(_docs(12)), code_tokenizer, seq_len=SEQ_LEN,
                              batch_size=BATCH, seed=3)
     it = iter(ds)
     for step in range(40):  # ~3 epochs of this corpus; states with and without remainders
@@ -186,13 +186,13 @@ def test_iterator_state_resumes_exactly_across_epochs(code_tokenizer):
 def test_eval_batches_padded_and_equal_across_processes(code_tokenizer):
     docs, tok = _docs(), code_tokenizer
     source = ListSource(docs, split="validation")
-    whole = list(pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=2 * BATCH))
+    whole = list(lm_pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=2 * BATCH))
     assert _documents(whole, tok.bos_id, tok.eos_id) == _expected(tok, docs)
     assert (whole[-1]["segment_ids"][-1] == 0).all()  # last batch padded with empty rows
-    single = list(pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=2 * BATCH,
+    single = list(lm_pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=2 * BATCH,
                                            num_shards=2))
     per_process = [
-        list(pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=BATCH,
+        list(lm_pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=BATCH,
                                       process_index=p, process_count=2))
         for p in range(2)
     ]
@@ -200,7 +200,7 @@ def test_eval_batches_padded_and_equal_across_processes(code_tokenizer):
     assert max(len(b) for b in per_process) == len(single)
     for batch, a, b in zip(single, *(_pad_to(x, len(single)) for x in per_process),
                            strict=True):
-        for key in pipeline.BATCH_KEYS:
+        for key in lm_pipeline.BATCH_KEYS:
             np.testing.assert_array_equal(batch[key], np.concatenate([a[key], b[key]]))
     rebuilt = [d for b in per_process for d in _documents(b, tok.bos_id, tok.eos_id)]
     assert sorted(rebuilt) == sorted(_expected(tok, docs))
@@ -209,11 +209,11 @@ def test_eval_batches_padded_and_equal_across_processes(code_tokenizer):
     counts = []
     for p in range(2):
         calls = iter(range(10**6))
-        counts.append(len(list(pipeline.lm_eval_batches(
+        counts.append(len(list(lm_pipeline.lm_eval_batches(
             source, tok, seq_len=SEQ_LEN, batch_size=BATCH, process_index=p, process_count=2,
             any_process=lambda mine, calls=calls: next(calls) < longest))))
     assert counts == [longest, longest]
-    limited = list(pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=BATCH,
+    limited = list(lm_pipeline.lm_eval_batches(source, tok, seq_len=SEQ_LEN, batch_size=BATCH,
                                             max_batches=2))
     assert len(limited) == 2
 
@@ -222,6 +222,6 @@ def test_huge_single_line_file_flows_through(code_tokenizer, tmp_path):
     (tmp_path / "huge.txt").write_text("x = 1; " * 430_000)  # 3 MB, no newline
     source = sources.LocalSource(str(tmp_path / "huge.txt"), "train", validation_fraction=0.0)
     assert len(source) == 4  # chunks of at most 1M characters
-    batches = list(pipeline.lm_eval_batches(source, code_tokenizer, seq_len=512, batch_size=8,
+    batches = list(lm_pipeline.lm_eval_batches(source, code_tokenizer, seq_len=512, batch_size=8,
                                             max_batches=3))
     assert len(batches) == 3 and all((b["segment_ids"] > 0).all() for b in batches)
