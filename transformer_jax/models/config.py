@@ -3,7 +3,7 @@
 Every module receives the whole config (Flax lm1b style). Eval and decoding variants are made
 with `config.replace(deterministic=True, decode=True)`. Sizes are data: `PRESETS` maps a name
 to a config, and `from_preset(name, **overrides)` builds one. The presets reproduce the
-published architectures exactly (see DESIGN.md and tests/models/test_presets.py).
+published architectures exactly (see docs/architecture.md and tests/models/test_presets.py).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class ModelConfig:
       dtype: compute dtype ("float32", "bfloat16"); parameters stay in `param_dtype`.
       param_dtype: parameter dtype.
       scan_layers: stack layers with `nn.scan` (one compiled layer) instead of unrolling.
-      remat_policy: "none", "full", "dots", "dots_with_no_batch_dims" (see transformer.py).
+      remat_policy: "none", "full", "dots", "dots_with_no_batch_dims" (see models/stack.py).
       init_std: stddev of the normal initializer of embeddings and projections.
       deterministic: disable dropout (eval, decode).
       decode: keep a KV cache and process tokens incrementally.
@@ -272,7 +272,7 @@ def model_config_from(section) -> ModelConfig:
     overrides = {k: v for k, v in values.items() if v is not None}
     if "dtype" not in overrides and PRESETS.get(preset, {}).get("dtype", "float32") == "float32":
         # Mixed precision by default where it pays: bf16 compute on GPU/TPU (params stay
-        # float32); float32 on CPU, where bf16 is not faster (DESIGN.md).
+        # float32); float32 on CPU, where bf16 is not faster (docs/architecture.md, measured facts).
         overrides["dtype"] = "float32" if jax.default_backend() == "cpu" else "bfloat16"
     if "scan_layers" not in overrides and jax.default_backend() == "cpu":
         # On CPU unrolled layers train ~1.1-1.3x and decode ~1.5x faster than nn.scan

@@ -23,7 +23,7 @@ class EncoderDecoder(nn.Module):
     [B, S] source and a [B, max_target_len] target): the self-attention KV cache, appended to
     at every step, and the cross-attention keys/values of the encoder output, computed on the
     first `decode` call (pass `encoded`) and reused on later calls (pass `encoded=None`).
-    See `transformer_jax/seq2seq_decode.py`.
+    See `transformer_jax/decoding/seq2seq.py`.
     """
 
     config: ModelConfig

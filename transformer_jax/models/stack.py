@@ -2,7 +2,7 @@
 
 Scanning compiles one layer instead of L (fast compiles, params stacked on a leading
 `layers` axis); unrolling gives per-layer names `layers_0..layers_{L-1}` (what checkpoint
-converters expect). `tests/models/test_transformer.py` checks the two give equal outputs.
+converters expect). `tests/models/test_gpt.py` checks the two give equal outputs.
 """
 
 from __future__ import annotations
