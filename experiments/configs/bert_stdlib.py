@@ -18,7 +18,7 @@ This module also holds the sections every BERT config shares (`bert_config`).
 
 import ml_collections
 
-from experiments.configs.gpt_stdlib import model_section
+from experiments.configs.common import model_section
 
 
 def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict:
