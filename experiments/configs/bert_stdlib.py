@@ -11,7 +11,8 @@ TFDS text works through the same path, e.g. `--config.data.source=tfds
 
 Arguments after ':' pick a variant:
   :test   a few-second run for tests and smoke checks (tiny model, tiny vocab).
-  (none)  the CPU default (bert_tiny, 4096-piece vocab).
+  (none)  the CPU default: the bert_tiny preset (4096-piece vocab, 128 positions).
+The model section pins no sizes, so `--config.model.preset=bert_base` is BERT-base exactly.
 
 This module also holds what every BERT config shares: `bert_config` builds the sections of
 any BERT task, `tfds_config` those of a fine-tuning run on a TFDS dataset.
@@ -69,8 +70,6 @@ def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict
     # A pretraining workdir or checkpoint whose `bert` encoder initializes this model.
     c.init_from = ""
     c.model = common.model_section("bert_tiny")
-    c.model.vocab_size = 4096
-    c.model.max_len = 128
     c.data = ml_collections.ConfigDict(dict(
         source="stdlib",          # stdlib | local | tfds
         path="",                  # local: the training file (or directory)

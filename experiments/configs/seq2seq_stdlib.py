@@ -72,7 +72,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """Code summarization with transformer_tiny; `arg` is None or "test"."""
     common.check_argument(arg)
     c = seq2seq_config("transformer_tiny")
-    c.model.vocab_size = 4096
     c.model.dropout_rate = 0.1
     if arg == "test":
         common.apply_test_variant(c, steps_per_call=2, vocab_size=384, num_layers=1)
