@@ -9,11 +9,9 @@ run stops with "dataset not prepared in DATA_DIR"):
 
 import ml_collections
 
-from experiments.configs.bert_stdlib import bert_config
+from experiments.configs.bert_stdlib import tfds_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    c = bert_config("classify", arg, source="tfds", tfds_name="ag_news_subset")
-    c.model.vocab_size = 8192
-    c.train.update(steps=3000, eval_batches=None)
-    return c
+    """`classify` on TFDS `ag_news_subset`; `arg` is None or "test"."""
+    return tfds_config("classify", "ag_news_subset", arg)

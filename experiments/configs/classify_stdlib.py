@@ -17,6 +17,7 @@ from experiments.configs.bert_stdlib import bert_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Docstring classification on the stdlib; `arg` is None or "test"."""
     c = bert_config("classify", arg, validation_fraction=0.2)
     if not arg:
         c.train.update(steps=600, eval_every=200, checkpoint_every=200, eval_batches=None)

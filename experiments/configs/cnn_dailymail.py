@@ -8,12 +8,15 @@ then:
 Long articles are truncated to `data.max_source_len` tokens (counts are logged).
 """
 
+import ml_collections
+
+from experiments.configs import common
 from experiments.configs.seq2seq_stdlib import seq2seq_config
 
 
-def get_config(arg: str | None = None):
-    if arg:
-        raise ValueError(f"unknown config argument {arg!r}; this config has no variants")
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """CNN/DailyMail with transformer_base; this config has no variants (`arg` is None)."""
+    common.check_argument(arg, variants=())
     c = seq2seq_config("transformer_base")
     c.model.update(vocab_size=32000, max_len=512)
     c.data.update(source="tfds", tfds_name="cnn_dailymail", max_source_len=512,

@@ -6,11 +6,9 @@ r"""NER on TFDS `conll2003` (prepared as array_record in DATA_DIR; not runnable 
 
 import ml_collections
 
-from experiments.configs.bert_stdlib import bert_config
+from experiments.configs.bert_stdlib import tfds_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    c = bert_config("tagging", arg, source="tfds", tfds_name="conll2003")
-    c.model.vocab_size = 8192
-    c.train.update(steps=3000, eval_batches=None)
-    return c
+    """`tagging` on TFDS `conll2003`; `arg` is None or "test"."""
+    return tfds_config("tagging", "conll2003", arg)

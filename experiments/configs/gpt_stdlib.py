@@ -10,31 +10,19 @@ Arguments after ':' pick a variant:
 Any field can be overridden, e.g. `--config.model.preset=gpt2_small --config.mesh.fsdp=-1`.
 """
 
-import dataclasses
-
 import ml_collections
-from ml_collections import config_dict
 
-from transformer_jax.models.config import ModelConfig
-
-
-def model_section(preset: str) -> ml_collections.ConfigDict:
-    """`preset` plus every ModelConfig field as a typed placeholder (None = preset's value)."""
-    section = ml_collections.ConfigDict({"preset": preset})
-    types = {"int | None": int, "str": str, "bool": bool, "float": float, "int": int}
-    for field in dataclasses.fields(ModelConfig):
-        if field.name in ("preset", "deterministic", "decode"):
-            continue
-        section[field.name] = config_dict.placeholder(types.get(str(field.type), str))
-    return section
+from experiments.configs import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The language-modeling config (task `lm`); `arg` is None or "test"."""
+    common.check_argument(arg)
     c = ml_collections.ConfigDict()
     c.task = ml_collections.ConfigDict({"name": "lm"})  # see transformer_jax/tasks/
     # A training workdir whose weights initialize the matching parts of this model.
     c.init_from = ""
-    c.model = model_section("gpt_tiny")
+    c.model = common.model_section("gpt_tiny")
 
     c.data = ml_collections.ConfigDict(dict(
         source="stdlib",          # stdlib | local | tfds
@@ -50,55 +38,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         tokenizer_cache_dir="",   # default: $TRANSFORMER_JAX_CACHE or ~/.cache/transformer_jax
     ))
 
-    c.train = ml_collections.ConfigDict(dict(
-        steps=300,
-        batch_size=16,
-        grad_accum_steps=1,
-        seed=0,
-        # Optimizer steps per jitted call (Keras's steps_per_execution). Eval and checkpoint
-        # intervals that are multiples of it keep every call this long. On CPU, 4 makes each
-        # step ~1.2-1.3x faster than 1 (XLA's temp buffer is allocated once per call).
-        steps_per_call=4,
-        log_every=10,
-        eval_every=100,
-        eval_batches=16,
-        checkpoint_every=100,
-        max_to_keep=3,
-        on_nonfinite="stop",      # non-finite loss/grads: "stop" or "skip" the update
-    ))
-
-    c.optim = ml_collections.ConfigDict(dict(
-        optimizer="adamw",
-        learning_rate=2e-3,
-        schedule="cosine",        # cosine | linear | inverse_sqrt | constant
-        warmup_steps=30,
-        end_lr_ratio=0.1,
-        b1=0.9,
-        b2=0.95,
-        eps=1e-8,
-        weight_decay=0.1,
-        grad_clip_norm=1.0,
-    ))
-
-    # -1 = the remaining devices. On one CPU this is a (1, 1, 1) mesh.
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.train = common.train_section(steps=300, batch_size=16)
+    c.optim = common.optim_section(
+        learning_rate=2e-3, schedule="cosine", warmup_steps=30, end_lr_ratio=0.1, b2=0.95,
+        eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0,
+    )
+    c.mesh = common.mesh_section()
 
     c.sample = ml_collections.ConfigDict(dict(
         prompt="def ", max_new_tokens=128, temperature=0.8, top_k=40, top_p=0.95, seed=0,
     ))
 
     if arg == "test":
-        c.model.vocab_size = 512
-        c.model.num_layers = 2
-        c.model.d_model = 32
-        c.model.num_heads = 2
-        c.model.mlp_dim = 64
-        c.model.max_len = 32
+        common.apply_test_variant(c, steps_per_call=3, vocab_size=512, num_layers=2,
+                                  max_len=32)
         c.data.seq_len = 32
-        c.train.update(steps=6, batch_size=8, steps_per_call=3, log_every=1, eval_every=3,
-                       eval_batches=2, checkpoint_every=3)
-        c.optim.warmup_steps = 2
         c.sample.max_new_tokens = 8
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; use ':test' or nothing")
     return c

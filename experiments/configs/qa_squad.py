@@ -12,11 +12,9 @@ Predict reads "question<TAB>context" lines.
 
 import ml_collections
 
-from experiments.configs.bert_stdlib import bert_config
+from experiments.configs.bert_stdlib import tfds_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    c = bert_config("qa", arg, source="tfds", tfds_name="squad", seq_len=128, doc_stride=64)
-    c.model.vocab_size = 8192
-    c.train.update(steps=5000, eval_batches=None)
-    return c
+    """Extractive QA on TFDS `squad`; `arg` is None or "test"."""
+    return tfds_config("qa", "squad", arg, steps=5000)

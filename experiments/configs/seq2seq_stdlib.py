@@ -1,9 +1,9 @@
 r"""Code summarization on the running Python's standard library (offline seq2seq default).
 
 A function's source with its docstring removed -> the first sentence of the docstring,
-split by a hash of the file path; a small encoder-decoder (transformer_tiny), trained as in
-"Attention Is All You Need" (label smoothing 0.1, Adam(0.9, 0.98, 1e-9), inverse-square-root
-schedule), evaluated with beam search, sacrebleu BLEU and ROUGE:
+split by a hash of the file path; a small encoder-decoder (transformer_tiny, 4096-piece
+vocab), trained as in "Attention Is All You Need" (label smoothing 0.1, Adam(0.9, 0.98,
+1e-9), inverse-square-root schedule), evaluated with beam search, sacrebleu BLEU and ROUGE:
 
   python -m experiments.train --config=experiments/configs/seq2seq_stdlib.py \
       --workdir=runs/seq2seq_stdlib
@@ -11,18 +11,24 @@ schedule), evaluated with beam search, sacrebleu BLEU and ROUGE:
 Arguments after ':' pick a variant:
   :test   a few-second run for tests and smoke checks (tiny model, tiny vocab).
   (none)  the default: a few minutes on 2 CPU cores.
+
+This module also holds the sections every seq2seq config shares (`seq2seq_config`).
 """
 
 import ml_collections
 from ml_collections import config_dict
 
-from experiments.configs.gpt_stdlib import model_section
+from experiments.configs import common
 
 
 def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
-    """The sections every seq2seq config shares (wmt14_ende.py etc. change a few fields)."""
+    """The sections every seq2seq config shares (wmt14_ende.py etc. change a few fields).
+
+    Args:
+      preset: the encoder-decoder preset (transformer_tiny | transformer_base | ...).
+    """
     c = ml_collections.ConfigDict()
-    c.model = model_section(preset)
+    c.model = common.model_section(preset)
     c.task = ml_collections.ConfigDict(dict(
         name="seq2seq",
         label_smoothing=0.1,
@@ -50,32 +56,25 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         long_examples="truncate",  # truncate | drop
         tokenizer_cache_dir="",
     ))
-    c.train = ml_collections.ConfigDict(dict(
-        steps=1200, batch_size=32, grad_accum_steps=1, seed=0, steps_per_call=4, log_every=50,
-        eval_every=400,
-        eval_batches=8, checkpoint_every=400, max_to_keep=3, on_nonfinite="stop",
-    ))
+    c.train = common.train_section(steps=1200, batch_size=32, log_every=50, eval_every=400,
+                                   eval_batches=8)
     # The paper: lr = d^-0.5 * min(step^-0.5, step * warmup^-1.5), i.e. a peak of
     # (d * warmup)^-0.5 at `warmup` then ~ 1/sqrt(step); here the peak is given directly.
-    c.optim = ml_collections.ConfigDict(dict(
-        optimizer="adamw", learning_rate=1e-3, schedule="inverse_sqrt", warmup_steps=200,
-        end_lr_ratio=0.0, b1=0.9, b2=0.98, eps=1e-9, weight_decay=0.0, grad_clip_norm=0.0,
-    ))
-    c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+    c.optim = common.optim_section(
+        learning_rate=1e-3, schedule="inverse_sqrt", warmup_steps=200, end_lr_ratio=0.0,
+        b2=0.98, eps=1e-9, weight_decay=0.0, grad_clip_norm=0.0,
+    )
+    c.mesh = common.mesh_section()
     return c
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """Code summarization with transformer_tiny; `arg` is None or "test"."""
+    common.check_argument(arg)
     c = seq2seq_config("transformer_tiny")
-    c.model.vocab_size = 4096
     c.model.dropout_rate = 0.1
     if arg == "test":
-        c.model.update(vocab_size=384, num_layers=1, d_model=32, num_heads=2, mlp_dim=64)
+        common.apply_test_variant(c, steps_per_call=2, vocab_size=384, num_layers=1)
         c.data.update(max_source_len=48, max_target_len=12)
-        c.train.update(steps=4, batch_size=8, steps_per_call=2, log_every=1, eval_every=2,
-                       eval_batches=2, checkpoint_every=2)
         c.task.update(eval_decode_examples=8, demo_examples=2, beam_size=2)
-        c.optim.warmup_steps = 2
-    elif arg:
-        raise ValueError(f"unknown config argument {arg!r}; use ':test' or nothing")
     return c

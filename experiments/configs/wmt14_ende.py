@@ -14,15 +14,18 @@ The paper's lr is d^-0.5 * min(step^-0.5, step * 4000^-1.5): a peak of 7.0e-4 (b
 4.9e-4 (big) at step 4,000, which is what `learning_rate` holds here.
 """
 
+import ml_collections
+
+from experiments.configs import common
 from experiments.configs.seq2seq_stdlib import seq2seq_config
 
+_PRESETS = {"big": "transformer_big", "t2t": "transformer_base"}
 
-def get_config(arg: str | None = None):
-    presets = {None: "transformer_base", "": "transformer_base", "t2t": "transformer_base",
-               "big": "transformer_big"}
-    if arg not in presets:
-        raise ValueError(f"unknown config argument {arg!r}; use ':big', ':t2t' or nothing")
-    c = seq2seq_config(presets[arg])
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """WMT'14 en-de; `arg` is None, "big" or "t2t"."""
+    common.check_argument(arg, variants=tuple(_PRESETS))
+    c = seq2seq_config(_PRESETS.get(arg, "transformer_base"))
     c.model.vocab_size = 37000
     c.data.update(source="tfds", tfds_name="wmt14_translate/de-en", max_source_len=256,
                   max_target_len=256, long_examples="drop")

@@ -8,10 +8,13 @@ then:
       --config.data.tfds_data_dir=DIR
 """
 
+import ml_collections
+
 from experiments.configs.cnn_dailymail import get_config as cnn_config
 
 
-def get_config(arg: str | None = None):
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """XSum: the CNN/DailyMail config on another dataset; no variants (`arg` is None)."""
     c = cnn_config(arg)
     c.data.update(tfds_name="xsum", max_target_len=64)
     c.task.alpha = 0.6

@@ -4,6 +4,7 @@ import importlib
 
 import pytest
 
+from experiments.configs import bert_stdlib
 from tests.tasks.conftest import model_config
 from transformer_jax.errors import UserError
 from transformer_jax.tasks.bert_pretrain import BertPretraining
@@ -37,3 +38,11 @@ def test_tfds_configs_need_prepared_data(name, tmp_path):
     c.data.tfds_data_dir = str(tmp_path)
     with pytest.raises(UserError, match=f"{c.data.tfds_name!r} is not prepared in DATA_DIR"):
         task.tokenizer_source()
+
+
+def test_bert_config_takes_only_keys_its_task_reads():
+    assert bert_stdlib.bert_config("qa", None, doc_stride=32).data.doc_stride == 32
+    with pytest.raises(ValueError, match=r"'bert_pretrain' reads no data keys \['doc_stride"):
+        bert_stdlib.bert_config("bert_pretrain", None, doc_stride=32)
+    with pytest.raises(ValueError, match="unknown BERT task 'lm'"):
+        bert_stdlib.bert_config("lm", None)

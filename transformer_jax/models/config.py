@@ -220,15 +220,17 @@ PRESETS: dict[str, dict] = {
         remat_policy="dots_with_no_batch_dims", dtype="bfloat16",
     ),
     # BERT family.
+    # bert_tiny is the CPU default (bert_stdlib.py): a 4096-piece vocabulary, 128 positions.
     "bert_tiny": dict(
-        _BERT, vocab_size=8192, max_len=256, num_layers=2, d_model=128, num_heads=2,
+        _BERT, vocab_size=4096, max_len=128, num_layers=2, d_model=128, num_heads=2,
         mlp_dim=512,
     ),
     "bert_base": dict(_BERT, num_layers=12, d_model=768, num_heads=12, mlp_dim=3072),
     "bert_large": dict(_BERT, num_layers=24, d_model=1024, num_heads=16, mlp_dim=4096),
     # Encoder-decoder family ("Attention Is All You Need").
+    # transformer_tiny is the CPU default (seq2seq_stdlib.py), with a 4096-piece vocabulary.
     "transformer_tiny": dict(
-        _TRANSFORMER, vocab_size=8192, num_layers=2, d_model=128, num_heads=4, mlp_dim=512,
+        _TRANSFORMER, vocab_size=4096, num_layers=2, d_model=128, num_heads=4, mlp_dim=512,
     ),
     "transformer_base": dict(
         _TRANSFORMER, num_layers=6, d_model=512, num_heads=8, mlp_dim=2048,
