@@ -5,10 +5,10 @@ iterator state as JSON, the same on every process, so resume continues the exact
 on any process count) and `meta` (JSON:
 preset, model config, vocab, scan layout, mesh, so restore and conversion never guess).
 
-Orbax does not skip a damaged newest step by itself (docs/architecture.md, checkpoints): an empty step dir is listed
-as latest, a truncated file raises. `Checkpointer.restore` walks steps newest to oldest,
-using a fresh manager per try, and moves the damaged newer steps aside (renamed, never
-deleted) so later saves do not collide with them.
+Orbax does not skip a damaged newest step by itself (docs/architecture.md, checkpoints):
+an empty step dir is listed as latest, a truncated file raises. `Checkpointer.restore`
+walks steps newest to oldest, using a fresh manager per try, and moves the damaged newer
+steps aside (renamed, never deleted) so later saves do not collide with them.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def model_section(preset: str) -> ml_collections.ConfigDict:
 
 def train_section(*, steps: int, batch_size: int, log_every: int = 10, eval_every: int = 100,
                   eval_batches: int | None = 16) -> ml_collections.ConfigDict:
-    """The trainer's settings (transformer_jax/train/loop.py); checkpoints at each eval.
+    """The trainer's settings (transformer_jax/run/trainer.py); checkpoints at each eval.
 
     Args:
       steps: optimizer steps of the run.

@@ -16,6 +16,7 @@ import pytest
 from transformer_jax import run as run_lib
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.errors import UserError
+from transformer_jax.run import calls
 from transformer_jax.train import optim
 from transformer_jax.train import state as state_lib
 
@@ -111,12 +112,20 @@ def test_calls_run_steps_per_call_steps_between_evals_and_checkpoints():
     def lengths(step):
         out = []
         while step < tcfg.steps:
-            out.append(run_lib.call_length(step, tcfg))
+            out.append(calls.call_length(step, tcfg))
             step += out[-1]
         return out
 
     assert lengths(0) == [4, 4, 1, 1]  # eval at 8 ends a call; 12 would pass the end
     assert lengths(1) == [4, 1, 1, 1, 1, 1]  # resumed off the grid: one-step calls up to 8
+
+
+def test_due_is_one_rule_for_every_interval():
+    # A call of 4 steps ending at 12 covers 9..12: an interval of 10 falls inside it.
+    assert calls.due(12, 10, span=4) and not calls.due(8, 10, span=4)
+    assert calls.due(20, 10) and not calls.due(21, 10)
+    assert calls.due(7, 100, span=3, total=7)  # the last step is always due
+    assert not calls.due(5, 0, span=5)  # interval 0: never
 
 
 def test_steps_per_call_below_one_is_a_clear_error(config, tmp_path):

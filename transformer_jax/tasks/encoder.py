@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -70,9 +71,9 @@ class EncoderTask(Task):
                               seed=seed, process_index=process_index,
                               process_count=process_count)
 
+    @abc.abstractmethod
     def eval_examples(self, tokenizer, split: str):
         """The split's featurized examples (random access) for `eval_batches`."""
-        raise NotImplementedError
 
     def eval_batches(self, tokenizer, split: str, *, batch_size: int, process_index: int,
                      process_count: int, max_batches: int | None) -> Iterable[Batch]:
