@@ -1,0 +1,23 @@
+"""Decoding options reach the tasks that take them; the others reject them in one line."""
+
+import pytest
+
+from experiments.configs import gpt_stdlib
+from tests.tasks.conftest import model_config, tiny_config
+from transformer_jax.errors import UserError
+from transformer_jax.tasks.lm import LanguageModeling
+from transformer_jax.tasks.tagging import TokenClassification
+
+
+def test_a_task_that_does_not_decode_rejects_decoding_options():
+    c = tiny_config("tagging")
+    task = TokenClassification(c, model_config(c))
+    with pytest.raises(UserError, match="--temperature: a 'tagging' run takes no decoding"):
+        task.predict(None, None, None, ["x = 1"], temperature=0.5)
+
+
+def test_the_lm_rejects_beam_options_and_names_the_ones_it_takes():
+    c = gpt_stdlib.get_config("test")
+    task = LanguageModeling(c, model_config(c))
+    with pytest.raises(UserError, match="--beam_size: a 'lm' run takes only --max_new_tokens"):
+        task.predict(None, None, None, ["def "], beam_size=4)
