@@ -6,6 +6,7 @@ import pathlib
 import sys
 from collections.abc import Callable
 
+import ml_collections
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -29,8 +30,34 @@ def define_config_flag() -> flags.FlagHolder:
 
 
 def _flag_error(error: Exception) -> None:
-    message = " ".join(str(error).replace("\\n", " ").replace("\\'", "").split())
+    text = str(error).replace("\\n", "\n").replace("\\'", "")
+    if "Traceback (most recent call last)" in text:
+        # ml_collections pastes the config file's traceback into the message: keep the flag
+        # and the final exception's own words.
+        flag = text.split(": Error whilst parsing", 1)[0].split(": Traceback", 1)[0]
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = f"{flag}: {last.split(': ', 1)[-1]}"
+    message = " ".join(text.split())
     print(f"error: bad flag: {message.strip(chr(39))}", file=sys.stderr)
+    sys.exit(2)
+
+
+def config_value(holder: flags.FlagHolder) -> ml_collections.ConfigDict:
+    """The parsed --config, or a one-line error (exit 2) if its file could not be loaded.
+
+    ml_collections reports a missing or broken config file only when the config is first
+    used, as a long double traceback; this checks it right after flag parsing.
+    """
+    config = holder.value
+    if isinstance(config, ml_collections.ConfigDict):
+        return config
+    path = config_flags.get_config_filename(flags.FLAGS[holder.name]).partition(":")[0]
+    if not pathlib.Path(path).is_file():
+        reason = "no such file; configs live in experiments/configs/ (e.g. " \
+            "experiments/configs/gpt_stdlib.py)"
+    else:
+        reason = "it does not load as a config module with get_config(arg)"
+    print(f"error: bad flag: --config={path}: {reason}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -21,7 +21,8 @@ _NUM_DEVICES = flags.DEFINE_integer(
 
 def main(argv):
     del argv
-    common.run_main(lambda: print(json.dumps(summarize(_CONFIG.value, _NUM_DEVICES.value))))
+    config = common.config_value(_CONFIG)
+    common.run_main(lambda: print(json.dumps(summarize(config, _NUM_DEVICES.value))))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id in [0,
 
 def main(argv):
     del argv
+    config = common.config_value(_CONFIG)
     config_file = config_flags.get_config_filename(flags.FLAGS["config"])
     workdir = _WORKDIR.value or common.default_workdir(config_file)
 
     def run() -> None:
         # Before anything touches a device: JAX can't go multi-process after that.
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        train_and_evaluate(_CONFIG.value, workdir)
+        train_and_evaluate(config, workdir)
 
     common.run_main(run)
 

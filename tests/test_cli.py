@@ -52,6 +52,11 @@ def test_train_writes_metrics_checkpoints_tensorboard_and_a_sample(trained):
         "3", "6"]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
     assert "--- sample" in result.stdout
+    # The start-up header: what runs, how big, where, and how it started.
+    assert "lm: gpt_tiny (gpt), " in result.stdout and " parameters; " in result.stdout
+    assert f"workdir {workdir}: fresh start" in result.stdout
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["train"]["steps"] == 6 and config["data"]["source"] == "local"
 
 
 def test_generate_prints_a_continuation(trained):
@@ -112,6 +117,24 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(trained, flags, message)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert tree_digest(workdir) == before
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ([f"--config={CONFIG}", "--config.optim.schedule=cosin"], "optim.schedule='cosin'"),
+        (["--config=experiments/configs/gpt_stdlib.py:tset"], "unknown config argument 'tset'"),
+        (["--config=experiments/configs/nope.py"], "nope.py: no such file"),
+    ],
+)
+def test_bad_input_on_a_new_workdir_is_one_line_and_writes_nothing(tmp_path, flags, message):
+    workdir = tmp_path / "new"
+    result = run("experiments.train", *flags, f"--workdir={workdir}", env_cache=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not workdir.exists()
 
 
 def test_generate_without_checkpoint_is_a_clear_error(tmp_path):

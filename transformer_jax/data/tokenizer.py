@@ -296,7 +296,9 @@ def load_or_train(
     path = cache_dir / f"{safe_name}-{vocab_size}-{digest}.model"
     if path.is_file():
         return Tokenizer.load(path)
-    logging.info("training tokenizer for %s (first use), caching it at %s", source.name, path)
+    # Visible at the default verbosity: on first use this is the start-up's longest step.
+    logging.warning("training a %d-piece SentencePiece tokenizer on %s (first use only; "
+                    "cached at %s)", vocab_size, source.name, path)
     # Grain's shuffle is lazy (no permutation array), so this works for any corpus size.
     documents = grain.MapDataset.source(source).shuffle(seed=0)
     tokenizer = train_tokenizer((documents[i] for i in range(len(documents))), **options)

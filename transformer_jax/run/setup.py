@@ -28,6 +28,8 @@ from transformer_jax.train import optim, pretrained
 from transformer_jax.train import state as state_lib
 
 TOKENIZER_FILE = "tokenizer.model"
+# This invocation's resolved config, written at the top of the workdir (JSON).
+CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
     model_config = model_config_from(config.model)
     mesh = sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     _check_train_section(config.train, sharding_lib.data_parallel_size(mesh))
+    optim.make_optimizer(config.optim, config.train.steps)  # UserError for a bad optim key
     if "://" in workdir:
         raise UserError(
             f"--workdir={workdir}: URLs are not supported; on Cloud TPU mount the bucket with "

@@ -19,7 +19,14 @@ from tqdm import tqdm
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.run import calls
 from transformer_jax.run.evaluation import Evaluator, headline
-from transformer_jax.run.setup import TOKENIZER_FILE, Run, metadata, setup_run, state_layout
+from transformer_jax.run.setup import (
+    CONFIG_FILE,
+    TOKENIZER_FILE,
+    Run,
+    metadata,
+    setup_run,
+    state_layout,
+)
 from transformer_jax.run.train_metrics import Throughput, TrainMetrics
 from transformer_jax.train import optim, preemption, pretrained
 from transformer_jax.train import state as state_lib
@@ -35,7 +42,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """
     run = setup_run(config, workdir)
     task, tcfg = run.task, run.config.train
-    _prepare_workdir(run)
     model = task.build_model(run.model_config)
     optimizer, schedule = optim.make_optimizer(run.config.optim, tcfg.steps)
     placement = run.placement()
@@ -44,7 +50,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         process_index=placement.process_index, process_count=placement.process_count,
     )
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
-        state, start_step, shardings = _initial_state(run, model, optimizer, train_iter)
+        state, start_step, shardings, start = _initial_state(run, model, optimizer, train_iter)
+        _prepare_workdir(run)  # everything is checked: from here on the run writes
+        if jax.process_index() == 0:
+            print(header(run, state.params, start))
         train_steps = jax.jit(
             functools.partial(
                 step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
@@ -121,14 +130,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def _prepare_workdir(run: Run) -> None:
-    """Creates the workdir and stores the run's tokenizer there (process 0)."""
+    """Creates the workdir; stores the tokenizer and this invocation's resolved config
+    (`config.json`) there (process 0)."""
     run.workdir.mkdir(parents=True, exist_ok=True)
-    if not (run.workdir / TOKENIZER_FILE).exists() and jax.process_index() == 0:
+    if jax.process_index() != 0:
+        return
+    if not (run.workdir / TOKENIZER_FILE).exists():
         run.tokenizer.save(str(run.workdir / TOKENIZER_FILE))
+    (run.workdir / CONFIG_FILE).write_text(run.config.to_json_best_effort(indent=2) + "\n")
 
 
 def _initial_state(run: Run, model: nn.Module, optimizer, train_iter):
-    """(state, start step, shardings): the workdir's checkpoint, else init_from, else fresh.
+    """(state, start step, shardings, how it started): the workdir's checkpoint, else
+    init_from, else fresh.
 
     Restoring also restores `train_iter`'s position. Call inside the mesh and axis rules.
     """
@@ -136,14 +150,29 @@ def _initial_state(run: Run, model: nn.Module, optimizer, train_iter):
     restored = run.checkpointer.restore(target, train_iter)
     if restored is not None:
         step, state = restored
-        if jax.process_index() == 0:
-            print(f"resumed from step {step} of {run.checkpointer.directory}")
-        return state, step, shardings
+        return state, step, shardings, f"resumed from step {step} of {run.checkpointer.directory}"
     state = state_lib.init_state(init_params, optimizer, jax.random.key(run.config.train.seed),
                                  shardings)
-    if run.pretrained is not None:
-        state = state.replace(params=pretrained.load_into(run.pretrained, state.params))
-    return state, 0, shardings
+    if run.pretrained is None:
+        return state, 0, shardings, "fresh start"
+    merged = pretrained.load_into(run.pretrained, state.params)
+    # load_into returns the fresh arrays untouched for the subtrees it does not load.
+    loaded = sorted(k for k in merged if merged[k] is not state.params[k])
+    fresh = sorted(k for k in merged if merged[k] is state.params[k])
+    start = (f"init_from {run.pretrained.workdir} step {run.pretrained.step}: loaded "
+             f"{', '.join(loaded)}; fresh {', '.join(fresh) or 'nothing'}")
+    return state.replace(params=merged), 0, shardings, start
+
+
+def header(run: Run, params, start: str) -> str:
+    """Two lines saying what this run is: task, model size, devices, mesh, workdir, start."""
+    count = sum(x.size for x in jax.tree.leaves(params))
+    devices = jax.devices()
+    mesh = " ".join(f"{axis}={size}" for axis, size in run.mesh.shape.items())
+    return (f"{run.task.name}: {run.model_config.preset} ({run.model_config.family}), "
+            f"{count:,} parameters; {len(devices)} {devices[0].platform} device(s) in "
+            f"{jax.process_count()} process(es), mesh {mesh}\n"
+            f"workdir {run.workdir}: {start}")
 
 
 def _say(bar: tqdm, message: str) -> None:
