@@ -23,7 +23,10 @@ def define_config_flag() -> flags.FlagHolder:
     """
     try:
         return config_flags.DEFINE_config_file(
-            "config", DEFAULT_CONFIG, "Experiment config file (path[:arg]).", lock_config=True
+            "config", DEFAULT_CONFIG,
+            "Experiment config file (path[:arg]); override any key with "
+            "--config.<section>.<key>=<value>. List every key and its value: python -m "
+            "experiments.summary --config=FILE --print_config", lock_config=True
         )
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         _flag_error(e)

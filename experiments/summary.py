@@ -3,7 +3,9 @@ r"""Print a config's parameter count and per-device memory as one JSON object.
   python -m experiments.summary [--config=experiments/configs/gpt_stdlib.py]
       [--config.model.preset=gpt2_medium --config.mesh.fsdp=-1] [--num_devices=256]
 
-Computed with jax.eval_shape: no weights are allocated.
+Computed with jax.eval_shape: no weights are allocated. With --print_config it prints the
+config instead: every key with its value after overrides (None = the preset's value); the
+config file's comments say what each means.
 """
 
 import json
@@ -14,14 +16,21 @@ from experiments import common
 from transformer_jax.run.summary import summarize
 
 _CONFIG = common.define_config_flag()
+flags.declare_key_flag("config")  # listed in --help
 _NUM_DEVICES = flags.DEFINE_integer(
     "num_devices", None, "Devices to lay the mesh over (default: those present)."
+)
+_PRINT_CONFIG = flags.DEFINE_bool(
+    "print_config", False, "Print every config key and its value instead of the summary."
 )
 
 
 def main(argv):
     del argv
     config = common.config_value(_CONFIG)
+    if _PRINT_CONFIG.value:
+        print(config, end="")
+        return
     common.run_main(lambda: print(json.dumps(summarize(config, _NUM_DEVICES.value))))
 
 

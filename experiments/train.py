@@ -15,6 +15,7 @@ from transformer_jax import distributed
 from transformer_jax.run.trainer import train_and_evaluate
 
 _CONFIG = common.define_config_flag()
+flags.declare_key_flag("config")  # listed in --help
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config>).")
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "HOST:PORT of process 0 (default: detected, see launch/).")

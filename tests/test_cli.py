@@ -141,3 +141,13 @@ def test_generate_without_checkpoint_is_a_clear_error(tmp_path):
     result = run("experiments.generate", f"--workdir={tmp_path}", env_cache=tmp_path)
     assert result.returncode == 1
     assert "no checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_the_config_flag_and_print_config_lists_every_key(tmp_path):
+    helped = run("experiments.train", "--help", env_cache=tmp_path)
+    assert "--config: Experiment config file" in helped.stdout
+    assert "--print_config" in helped.stdout
+    listed = run("experiments.summary", f"--config={CONFIG}", "--config.train.steps=7",
+                 "--print_config", env_cache=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "steps: 7" in listed.stdout and "steps_per_call: 3" in listed.stdout
