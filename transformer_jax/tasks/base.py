@@ -106,7 +106,7 @@ class Task(abc.ABC):
         """This process's rows of each training batch, forever, with resumable state."""
 
     def tokens_per_example(self) -> int:
-        """Token positions one training example feeds the model (for tokens/s)."""
+        """Token positions one training example feeds the model (`flops_per_token`'s unit)."""
         return self.config.data.seq_len
 
     @abc.abstractmethod
