@@ -49,7 +49,7 @@ def device_peak(repeats: int = 9) -> tuple[float, str]:
 
     if jax.devices()[0].platform == "cpu":
         peak = flops.measure_cpu_peak(repeats=repeats)
-        return peak, (f"measured: median of {repeats} jitted f32 2048x2048 matmuls, "
+        return peak, (f"measured: best of {repeats} jitted f32 2048x2048 matmuls, "
                       f"{peak / 1e9:.0f} GFLOP/s")
     return flops.peak_flops_per_second()
 

@@ -13,6 +13,7 @@ steps aside (renamed, never deleted) so later saves do not collide with them.
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 import pathlib
 import time
@@ -24,6 +25,20 @@ from etils import epath
 
 from transformer_jax import distributed
 from transformer_jax.errors import UserError
+
+
+def _not_read_only_notice(record: std_logging.LogRecord) -> bool:
+    """False for Orbax's "Given directory is read only" warning, True for everything else.
+
+    Orbax logs it whenever a manager is built with `read_only=True`, which every resume,
+    evaluate, predict and generate does on purpose (several times, as restore retries with
+    a fresh manager), so it tells the user nothing. Only that exact message is dropped.
+    """
+    return record.msg != "Given directory is read only=%s"
+
+
+# Orbax logs through absl, i.e. the standard logger named "absl".
+std_logging.getLogger("absl").addFilter(_not_read_only_notice)
 
 
 class Checkpointer:
@@ -150,9 +165,12 @@ class Checkpointer:
 
     # Internals -------------------------------------------------------------------------------
     def _fresh_manager(self, *, read_only: bool) -> ocp.CheckpointManager:
-        options = ocp.CheckpointManagerOptions(
-            **self._options, read_only=read_only, create=not read_only
-        )
+        if read_only:  # no saving or pruning options: Orbax warns about each it switches off
+            options = ocp.CheckpointManagerOptions(
+                read_only=True, create=False, max_to_keep=None, save_interval_steps=0,
+                enable_async_checkpointing=False)
+        else:
+            options = ocp.CheckpointManagerOptions(**self._options)
         return ocp.CheckpointManager(self.directory, options=options)
 
     def _check_complete(self, step: int, items: list[str]) -> None:

@@ -46,3 +46,25 @@ def test_formula_matches_xla_count_of_the_forward(family):
         counted = xla_forward_flops(EncoderDecoder(config), tokens(S), tokens(T))
         formula = B * flops.encdec_train_flops_per_example(config, S, T)
     assert 0.97 < counted / (formula / 3) < 1.08
+
+
+def test_cpu_peak_is_cached_per_machine_and_only_rises(tmp_path, monkeypatch):
+    """A slower (busy-machine) measurement keeps the cached peak; a faster one raises it."""
+    monkeypatch.setenv("TRANSFORMER_JAX_CACHE", str(tmp_path))
+    measurements = iter([1.5e11, 0.6e11, 2.0e11, 1.0e11])
+    monkeypatch.setattr(flops, "measure_cpu_peak", lambda repeats: next(measurements))
+    assert flops.cached_cpu_peak() == 1.5e11
+    path = flops.cpu_peak_cache_file()
+    assert path.is_relative_to(tmp_path) and path.exists()
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    assert flops.cached_cpu_peak() == 1.5e11  # busy now: the cached figure stands
+    assert flops.cached_cpu_peak() == 2.0e11  # faster: it rises and is written
+    path.write_text("{")  # damaged (or deleted): the new measurement replaces it
+    assert flops.cached_cpu_peak() == 1.0e11
+
+
+def test_cpu_peak_is_the_best_repetition(monkeypatch):
+    """One slow (preempted) repetition does not lower the peak: the fastest one sets it."""
+    times = iter([0.0, 1.0, 1.0, 1.5, 1.5, 3.5])  # start/end pairs: 1 s, 0.5 s, 2 s
+    monkeypatch.setattr(flops.time, "perf_counter", lambda: next(times))
+    assert flops.measure_cpu_peak(size=64, repeats=3) == 2.0 * 64**3 / 0.5

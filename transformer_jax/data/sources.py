@@ -41,6 +41,9 @@ __all__ = [
     "stdlib_files",
 ]
 
+# Corpora whose non-text files were already reported in this process.
+_warned_not_text: set[str] = set()
+
 
 def stdlib_files() -> list[pathlib.Path]:
     """Returns the running Python's standard library `.py` files, sorted.
@@ -61,9 +64,9 @@ class FileSource:
 
     Sized for corpora up to a few million documents (the index costs ~40 bytes a document);
     prepare bigger ones as a TFDS dataset. Files that are not UTF-8 text (failing strict
-    decoding, or containing NUL bytes) are skipped with one counted warning; documents longer
-    than `max_doc_chars` are split into chunks at line boundaries (all chunks of a file stay
-    in the same split).
+    decoding, or containing NUL bytes) are skipped with one counted warning (once per process
+    and corpus); documents longer than `max_doc_chars` are split into chunks at line
+    boundaries (all chunks of a file stay in the same split).
     """
 
     def __init__(
@@ -126,7 +129,8 @@ class FileSource:
                 for doc_key, *span in docs
                 if split_of(doc_key, validation_fraction) == split
             )
-        if not_text:
+        if not_text and where not in _warned_not_text:
+            _warned_not_text.add(where)  # each split and evaluation re-indexes the same files
             logging.warning(
                 "skipped %d of %d files under %s: not UTF-8 text (binary or another encoding)",
                 not_text, len(files), where,

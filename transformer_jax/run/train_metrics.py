@@ -18,11 +18,11 @@ from transformer_jax.train.metric_writer import MetricWriter
 
 
 class Throughput:
-    """Tokens/s and MFU over the steps since the last `restart`."""
+    """Real (non-padding) tokens/s and MFU over the steps since the last `restart`."""
 
-    def __init__(self, tokens_per_step: int, flops_per_token: float):
-        """Args: token positions per optimizer step (global), training FLOPs per token."""
-        self.tokens_per_step, self.flops_per_token = tokens_per_step, flops_per_token
+    def __init__(self, flops_per_token: float):
+        """Args: the task's training FLOPs per token (`Task.flops_per_token`)."""
+        self.flops_per_token = flops_per_token
         self.peak, _ = flops.peak_flops_per_second()
         self.restart(0)
 
@@ -30,14 +30,25 @@ class Throughput:
         """Starts a new measurement at `step` (e.g. after compilation or an evaluation)."""
         self.time, self.step = time.perf_counter(), step
 
-    def measure(self, step: int) -> tuple[float, float]:
-        """(tokens/s, MFU) since the last restart (NaN when no step has passed); restarts."""
+    def measure(self, step: int, tokens: dict[int, float]) -> dict[str, float]:
+        """{"tokens_per_s", "mfu"} since the last restart, then restarts.
+
+        Args:
+          step: the step just reached.
+          tokens: real tokens of each step (the train step's `tokens` metric) by step
+            number; steps at or before the last restart are not in the measurement.
+
+        Returns:
+          Empty when no step has passed since the restart: a figure not yet known is not
+          written at all (rather than as NaN).
+        """
         if step <= self.step:
-            return float("nan"), float("nan")
+            return {}
         elapsed = time.perf_counter() - self.time
-        tokens_per_s = self.tokens_per_step * (step - self.step) / elapsed
+        tokens_per_s = sum(n for s, n in tokens.items() if self.step < s <= step) / elapsed
         self.restart(step)
-        return tokens_per_s, tokens_per_s * self.flops_per_token / self.peak
+        mfu = tokens_per_s * self.flops_per_token / self.peak
+        return {"tokens_per_s": tokens_per_s, "mfu": mfu}
 
 
 class TrainMetrics:
@@ -72,10 +83,12 @@ class TrainMetrics:
         """
         records = calls.unstack(self._pending)
         self._pending = []
-        tokens_per_s, mfu = self.throughput.measure(step)
+        first = step - len(records) + 1
+        speed = self.throughput.measure(
+            step, {first + i: float(r["tokens"]) for i, r in enumerate(records)})
         for offset, record in enumerate(records):
-            s = step - len(records) + 1 + offset
-            self.writer.write(s, "train", {**record, "tokens_per_s": tokens_per_s, "mfu": mfu})
+            s = first + offset
+            self.writer.write(s, "train", {**record, **speed})
             if record["nonfinite"]:
                 self.skipped += 1
                 if self.on_nonfinite == "stop":
@@ -85,10 +98,14 @@ class TrainMetrics:
                         f"step {checkpoint_step}. Lower optim.learning_rate, or set "
                         "--config.train.on_nonfinite=skip to skip such steps"
                     )
-        self.last = {**records[-1], "tokens_per_s": tokens_per_s, "mfu": mfu}
+        self.last = {**records[-1], **speed}
 
     def postfix(self) -> dict[str, str]:
         """The progress bar's loss / tokens/s / MFU (/ skipped) of the last flush."""
-        m = self.last
-        return dict(loss=f"{m['loss']:.3f}", tok_s=f"{m['tokens_per_s']:,.0f}",
-                    mfu=f"{m['mfu']:.1%}", **({"skipped": self.skipped} if self.skipped else {}))
+        m, shown = self.last, {}
+        shown["loss"] = f"{m['loss']:.3f}"
+        if "mfu" in m:  # not yet measured right after compilation or an evaluation
+            shown.update(tok_s=f"{m['tokens_per_s']:,.0f}", mfu=f"{m['mfu']:.1%}")
+        if self.skipped:
+            shown["skipped"] = str(self.skipped)
+        return shown

@@ -58,25 +58,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             functools.partial(
                 step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
                 schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
+                real_tokens=task.real_tokens,
             ),
             in_shardings=(shardings, sharding_lib.steps_sharding(run.mesh), None),
             out_shardings=(shardings, None),
             donate_argnums=0,
         )  # compiled once per call length: steps_per_call, and 1 (see calls.call_length)
         evaluator = Evaluator(task, placement, run.tokenizer)
-        writer = MetricWriter(run.workdir)
-        writer.truncate_after(start_step)
-        throughput = Throughput(tcfg.batch_size * task.tokens_per_example(),
-                                task.flops_per_token())
+        writer = MetricWriter(run.workdir, resume_from=start_step)
+        throughput = Throughput(task.flops_per_token())
         metrics = TrainMetrics(writer, throughput, tcfg.get("on_nonfinite", "stop"))
         bar = tqdm(total=tcfg.steps, initial=start_step, desc="train", unit="step",
                    disable=jax.process_index() != 0, dynamic_ncols=True)
         checkpoint_step = start_step if start_step else None
         eval_metrics: dict[str, float] = {}
 
-        def evaluate(step: int) -> dict[str, float]:
+        def evaluate(step: int, record: bool = True) -> dict[str, float]:
             result = evaluator(state.params, "validation", tcfg.eval_batches)
-            writer.write(step, "eval", result)
+            if record:
+                writer.write(step, "eval", result)
             _say(bar, f"step {step}: eval " + headline(task, result))
             return result
 
@@ -114,7 +114,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                         break
             if not eval_metrics and start_step >= tcfg.steps:
                 _say(bar, f"already at step {start_step}; evaluating only")
-                eval_metrics = evaluate(start_step)
+                eval_metrics = evaluate(start_step, record=False)  # recorded when it ran
         finally:
             bar.close()
             train_iter.close()  # stop Grain's prefetch threads before interpreter exit

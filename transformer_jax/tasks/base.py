@@ -5,7 +5,8 @@ jitted train and eval steps, the evaluation loop, throughput accounting, checkpo
 preemption. To add a task: subclass `Task`, register it in `tasks/__init__.py`, and give it
 a config in `experiments/configs/` (docs/architecture.md walks through one).
 
-Training: `build_model`, `init_batch`, `model_inputs`, `loss_fn`, `train_batches`.
+Training: `build_model`, `init_batch`, `model_inputs`, `loss_fn`, `train_batches`; for
+tokens/s and MFU, `tokens_per_example`, `real_tokens` and `flops_per_token`.
 Evaluation, run by `run/evaluation.py`:
 
     sums = Σ over eval_batches(...) of eval_sums(model, params, batch)   # jitted once
@@ -105,8 +106,16 @@ class Task(abc.ABC):
         """This process's rows of each training batch, forever, with resumable state."""
 
     def tokens_per_example(self) -> int:
-        """Token positions one training example feeds the model (for tokens/s)."""
+        """Token positions one training example feeds the model (`flops_per_token`'s unit)."""
         return self.config.data.seq_len
+
+    @abc.abstractmethod
+    def real_tokens(self, batch: Batch) -> jax.Array:
+        """The non-padding tokens among a batch's `tokens_per_example` positions per row.
+
+        A scalar, computed inside the jitted train step (so pure jnp); the trainer's tokens/s
+        and MFU count these, so padding never inflates them.
+        """
 
     @abc.abstractmethod
     def flops_per_token(self) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.data import bert_pretrain, sources
@@ -59,6 +60,9 @@ class EncoderTask(Task):
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"tokens": batch["tokens"], "token_types": batch.get("token_types")}
+
+    def real_tokens(self, batch: Batch) -> jax.Array:
+        return jnp.sum(batch["tokens"] != 0)  # id 0 is padding in every BERT featurizer
 
     def flops_per_token(self) -> float:
         return flops.encoder_train_flops_per_token(self.model_config, self.config.data.seq_len,

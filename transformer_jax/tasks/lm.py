@@ -112,6 +112,9 @@ class LanguageModeling(Task):
             num_shards=self.config.data.get("num_shards") or None,
         ))
 
+    def real_tokens(self, batch: Batch) -> jax.Array:
+        return jnp.sum(batch["segment_ids"] > 0)  # packing pads only the rows' tails
+
     def flops_per_token(self) -> float:
         return flops.train_flops_per_token(self.model_config, self.config.data.seq_len)
 

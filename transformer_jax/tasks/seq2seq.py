@@ -127,6 +127,10 @@ class Seq2Seq(Task):
     def tokens_per_example(self) -> int:
         return self.config.data.max_source_len + self.config.data.max_target_len
 
+    def real_tokens(self, batch: Batch) -> jax.Array:
+        # Id 0 pads both sides; each target position (its EOS included) is one decoder token.
+        return jnp.sum(batch["source"] > 0) + jnp.sum(batch["targets"] > 0)
+
     def flops_per_token(self) -> float:
         data = self.config.data
         return flops.encdec_train_flops_per_example(

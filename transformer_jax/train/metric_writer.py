@@ -1,8 +1,10 @@
 """Writes metrics to WORKDIR/metrics.jsonl and TensorBoard event files (no TensorFlow).
 
 One JSON object per line: `{"step": 10, "split": "train", "loss": 3.2, ...}`. Only process
-0 writes. On resume, lines for steps after the restored checkpoint are dropped first, so the
-file reads as one uninterrupted run.
+0 writes. On resume, lines for steps after the restored checkpoint are dropped first, and the
+TensorBoard writer purges those steps' events (`purge_step`), so both read as one
+uninterrupted run. A figure that is not known (e.g. tokens/s before any timed step) is left
+out of the record rather than written as NaN.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from tensorboardX import SummaryWriter
 
 
 class MetricWriter:
-    """Appends metrics; `truncate_after(step)` forgets steps a resumed run will redo."""
+    """Appends metrics; a resumed run first forgets the steps it will redo."""
 
-    def __init__(self, workdir: str | pathlib.Path):
+    def __init__(self, workdir: str | pathlib.Path, resume_from: int = 0):
+        """Args: the run's workdir; the step the run resumes from (0: a fresh start)."""
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self._active = jax.process_index() == 0
         self._tb = None
         if self._active:
-            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"))
+            self.truncate_after(resume_from)
+            # TensorBoard hides older events at steps >= purge_step: those the run redoes.
+            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tensorboard"),
+                                     purge_step=resume_from + 1 if resume_from else None)
 
     def truncate_after(self, step: int) -> None:
         """Drops lines with `step` > the given step (a resumed run repeats those steps)."""
@@ -34,7 +40,11 @@ class MetricWriter:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
-        """Writes one line and the matching TensorBoard scalars `split/name`."""
+        """Writes one line and the matching TensorBoard scalars `split/name`.
+
+        Non-finite values are written as null in the line (a diverged loss is worth seeing)
+        but not to TensorBoard, which cannot plot them.
+        """
         if not self._active:
             return
         record = {"step": int(step), "split": split}
@@ -42,7 +52,8 @@ class MetricWriter:
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         for name, value in metrics.items():
-            self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
+            if math.isfinite(float(value)):
+                self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
 
     def close(self) -> None:
         if self._tb is not None:

@@ -25,6 +25,8 @@ from transformer_jax.train.state import TrainState
 Batch = dict[str, Any]
 # (params, batch, dropout_rng) -> (loss_sum, weight_sum); the step divides the sums.
 LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, jax.Array]]
+# batch -> its non-padding token count, a scalar (the task's `real_tokens`).
+TokenCount = Callable[[Batch], jax.Array]
 
 
 def train_step(
@@ -36,6 +38,7 @@ def train_step(
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
     grad_accum_steps: int = 1,
+    real_tokens: TokenCount | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on a global batch, accumulating gradients over micro-batches.
 
@@ -49,6 +52,9 @@ def train_step(
       schedule: the learning-rate schedule (for the metrics).
       grad_accum_steps: micro-batches per step; the mean is over all tokens of the batch,
         exactly as without accumulation.
+      real_tokens: counts the batch's non-padding tokens, the `tokens` metric that tokens/s
+        and MFU are computed from; None counts the loss weight sum instead (the non-padding
+        target tokens of an LM, but examples for a classifier).
 
     Returns:
       The new state and scalar metrics: loss, grad_norm, nonfinite, learning_rate, tokens.
@@ -86,7 +92,7 @@ def train_step(
         # 1 when this step's update was skipped (optax.apply_if_finite in optim.py).
         "nonfinite": (~jnp.isfinite(grad_norm) | ~jnp.isfinite(loss_sum)).astype(jnp.float32),
         "learning_rate": schedule(state.step),
-        "tokens": weight_sum,
+        "tokens": weight_sum if real_tokens is None else real_tokens(batch).astype(jnp.float32),
     }
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
