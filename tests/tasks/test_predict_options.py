@@ -4,6 +4,7 @@ import pytest
 
 from experiments.configs import gpt_stdlib
 from tests.tasks.conftest import model_config, tiny_config
+from transformer_jax.decoding.sampling import check_sampling
 from transformer_jax.errors import UserError
 from transformer_jax.tasks.lm import LanguageModeling
 from transformer_jax.tasks.tagging import TokenClassification
@@ -21,3 +22,15 @@ def test_the_lm_rejects_beam_options_and_names_the_ones_it_takes():
     task = LanguageModeling(c, model_config(c))
     with pytest.raises(UserError, match="--beam_size: a 'lm' run takes only --max_new_tokens"):
         task.predict(None, None, None, ["def "], beam_size=4)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(temperature=-1.0, top_k=0, top_p=1.0), "--temperature=-1.0"),
+    (dict(temperature=1.0, top_k=-2, top_p=1.0), "--top_k=-2"),
+    (dict(temperature=1.0, top_k=0, top_p=0.0), "--top_p=0.0"),
+    (dict(temperature=1.0, top_k=0, top_p=1.5), "--top_p=1.5"),
+])
+def test_sampling_settings_out_of_range_are_one_line_errors(settings, message):
+    with pytest.raises(UserError, match=message):
+        check_sampling(**settings)
+    check_sampling(temperature=0.0, top_k=40, top_p=0.95)  # in range: no error

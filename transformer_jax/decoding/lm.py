@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.decoding.loop import loop_jit, token_loop
+from transformer_jax.decoding.sampling import check_sampling
 from transformer_jax.errors import UserError
 
 
@@ -75,6 +76,9 @@ def generate(
         raise ValueError("generate() needs model.config.replace(decode=True, deterministic=True)")
     if prompt.ndim != 2 or prompt.shape[1] == 0:
         raise UserError(f"the prompt must be a non-empty [batch, length] array, got {prompt.shape}")
+    check_sampling(temperature, top_k, top_p)
+    if max_new_tokens < 1:
+        raise UserError(f"--max_new_tokens={max_new_tokens}: ask for at least one token")
     if prompt.shape[1] + max_new_tokens > cfg.max_len:
         raise UserError(
             f"prompt length {prompt.shape[1]} + max_new_tokens {max_new_tokens} exceeds the "

@@ -8,6 +8,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from transformer_jax.errors import UserError
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """UserError naming the first sampling setting outside its range."""
+    if not temperature >= 0.0:
+        raise UserError(f"--temperature={temperature}: use 0 (greedy) or a positive value")
+    if top_k < 0:
+        raise UserError(f"--top_k={top_k}: use 0 (all tokens) or a positive count")
+    if not 0.0 < top_p <= 1.0:
+        raise UserError(f"--top_p={top_p}: use a probability mass in (0, 1] (1 = all)")
+
 
 def sample_logits(
     logits: jax.Array, rng: jax.Array, *, temperature: float, top_k: int, top_p: float

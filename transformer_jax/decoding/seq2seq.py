@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.decoding.loop import loop_jit, token_loop
+from transformer_jax.decoding.sampling import check_sampling
 from transformer_jax.errors import UserError
 from transformer_jax.models.encdec import EncoderDecoder
 
@@ -150,6 +151,7 @@ def sample(
     check_decoder(model)
     if source.ndim != 2 or source.shape[1] == 0:
         raise UserError(f"the source must be a non-empty [batch, length] array, got {source.shape}")
+    check_sampling(temperature, top_k, top_p)
     return _sample(
         params, jnp.asarray(source, jnp.int32), jax.random.key(0) if rng is None else rng,
         model=model, max_decode_len=int(max_decode_len), temperature=float(temperature),

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from transformer_jax import distributed, metrics
 from transformer_jax.data import lm_pipeline, sources
@@ -186,6 +187,10 @@ class LanguageModeling(Task):
                 f"the prompt is {len(ids)} tokens, no room left in max_len={cfg.max_len}: "
                 "use a shorter prompt"
             )
+        if max_new < sample["max_new_tokens"]:
+            logging.warning("max_new_tokens=%d capped at %d: the prompt is %d tokens of the "
+                            "model's max_len=%d", sample["max_new_tokens"], max_new, len(ids),
+                            cfg.max_len)
         decoder = GPT(cfg.replace(decode=True, deterministic=True))
         new = lm_decoding.generate(
             decoder, params, jnp.asarray([ids], jnp.int32), max_new_tokens=max_new,
