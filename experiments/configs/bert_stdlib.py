@@ -10,7 +10,8 @@ TFDS text works through the same path, e.g. `--config.data.source=tfds
 --config.data.tfds_name=wikipedia/20230601.en --config.data.tfds_data_dir=DIR`.
 
 Arguments after ':' pick a variant:
-  :test   a few-second run for tests and smoke checks (tiny model, tiny vocab).
+  :test   a smoke run for tests (tiny model, tiny vocab): about half a minute on 2 cores,
+          mostly compilation and, on first use, training its tokenizer.
   (none)  the CPU default: the bert_tiny preset (4096-piece vocab, 128 positions).
 The model section pins no sizes, so `--config.model.preset=bert_base` is BERT-base exactly.
 

@@ -5,7 +5,8 @@ Runs on 2 CPU cores in under 10 minutes, with no download:
   python -m experiments.train --config=experiments/configs/gpt_stdlib.py --workdir=runs/gpt_stdlib
 
 Arguments after ':' pick a variant:
-  :test   a few-second run for tests and smoke checks (tiny model, tiny vocab).
+  :test   a smoke run for tests (tiny model, tiny vocab): about half a minute on 2 cores,
+          mostly compilation and, on first use, training its tokenizer.
   (none)  the quickstart default.
 Any field can be overridden, e.g. `--config.model.preset=gpt2_small --config.mesh.fsdp=-1`.
 """

@@ -9,7 +9,8 @@ vocab), trained as in "Attention Is All You Need" (label smoothing 0.1, Adam(0.9
       --workdir=runs/seq2seq_stdlib
 
 Arguments after ':' pick a variant:
-  :test   a few-second run for tests and smoke checks (tiny model, tiny vocab).
+  :test   a smoke run for tests (tiny model, tiny vocab): about half a minute on 2 cores,
+          mostly compilation and, on first use, training its tokenizer.
   (none)  the default: a few minutes on 2 CPU cores.
 
 This module also holds the sections every seq2seq config shares (`seq2seq_config`).
