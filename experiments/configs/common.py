@@ -122,7 +122,8 @@ def check_argument(arg: str | None, variants: Sequence[str] = ("test",)) -> None
 
 def apply_test_variant(c: ml_collections.ConfigDict, *, steps_per_call: int,
                        **model) -> None:
-    """Turns `c` into its ':test' variant: a tiny model trained in a few steps (about half a minute with compilation).
+    """Turns `c` into its ':test' variant: a tiny model trained for a few steps (about half
+    a minute with compilation).
 
     The run is two jitted calls of `steps_per_call` steps with an evaluation and a checkpoint
     after each, so tests exercise resuming and evaluating at call boundaries.
