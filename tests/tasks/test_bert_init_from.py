@@ -65,3 +65,12 @@ def test_other_preset_or_vocab_is_a_clear_error(pretraining_run):
     with pytest.raises(UserError, match=r"init_from=.* model.num_layers=2 .* says 3"):
         run_lib.setup_run(finetune_config(root, num_layers=3), str(root / "other"))
     assert not (root / "other").exists()
+
+
+def test_the_trainer_says_which_subtrees_it_loaded(pretraining_run, capsys):
+    _, root = pretraining_run
+    c = finetune_config(root)
+    c.train.update(steps=1, eval_every=1, checkpoint_every=1, eval_batches=1, steps_per_call=1)
+    run_lib.train_and_evaluate(c, str(root / "classify_run"))
+    out = capsys.readouterr().out
+    assert f"init_from {root / 'pretrain'} step 2: loaded bert; fresh classifier" in out
