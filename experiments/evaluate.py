@@ -1,10 +1,11 @@
 r"""Evaluate a training run's newest checkpoint; prints one JSON object of metrics.
 
   python -m experiments.evaluate --workdir=runs/gpt_stdlib [--split=validation]
-      [--max_batches=N]
+      [--max_batches=N] [--step=N]
 
 The task, model and data come from the checkpoint's recorded config. By default the whole
-split is evaluated (training evaluates `train.eval_batches` batches only).
+split is evaluated (training evaluates `train.eval_batches` batches only); the JSON includes
+the checkpoint `step` it scored.
 """
 
 import json
@@ -17,6 +18,7 @@ from transformer_jax.run.workdir import evaluate_workdir
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _SPLIT = flags.DEFINE_string("split", "validation", "Data split: validation, train or test.")
 _MAX_BATCHES = flags.DEFINE_integer("max_batches", None, "Evaluate at most this many batches.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest).")
 
 
 def main(argv):
@@ -24,7 +26,8 @@ def main(argv):
 
     def run():
         logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
-        print(json.dumps(evaluate_workdir(_WORKDIR.value, _SPLIT.value, _MAX_BATCHES.value),
+        print(json.dumps(evaluate_workdir(_WORKDIR.value, _SPLIT.value, _MAX_BATCHES.value,
+                                          _STEP.value),
                          sort_keys=True))
 
     common.run_main(run)

@@ -78,6 +78,14 @@ def test_evaluate_prints_json_metrics_and_predict_a_line_per_input(trained):
     last_eval = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()
                  if '"eval"' in x][-1]
     assert metrics["loss"] == pytest.approx(last_eval["loss"], rel=1e-5)
+    assert metrics["step"] == 6  # the newest checkpoint; --step picks another
+    earlier = run("experiments.evaluate", f"--workdir={workdir}", "--max_batches=1",
+                  "--step=3", env_cache=cache)
+    assert earlier.returncode == 0, earlier.stderr[-2000:]
+    assert json.loads(earlier.stdout.strip().splitlines()[-1])["step"] == 3
+    missing = run("experiments.evaluate", f"--workdir={workdir}", "--step=4", env_cache=cache)
+    assert missing.returncode == 1 and "no checkpoint step 4" in missing.stderr
+    assert "Traceback" not in missing.stderr
     inputs = workdir.parent / "inputs.txt"
     inputs.write_text("def f(x):\nimport os\n")
     result = run("experiments.predict", f"--workdir={workdir}", f"--input_file={inputs}",

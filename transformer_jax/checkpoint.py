@@ -83,23 +83,30 @@ class Checkpointer:
         return None
 
     def restore(
-        self, abstract_state: Any, data_iterator: Any | None = None
+        self, abstract_state: Any, data_iterator: Any | None = None, step: int | None = None
     ) -> tuple[int, Any] | None:
-        """Restores the newest good step into `abstract_state`'s shardings; sets the iterator.
+        """Restores the newest good step (or `step`) into `abstract_state`'s shardings; sets
+        the iterator.
 
         Args:
           abstract_state: pytree of `jax.ShapeDtypeStruct(shape, dtype, sharding=...)`; the
             restored arrays get those shardings (so restoring onto another mesh works).
           data_iterator: a Grain dataset iterator whose state is set to the saved one (None:
             restore the train state only, e.g. for generation).
+          step: restore exactly this step (None: the newest good one).
 
         Returns:
           (step, state), or None when there is no checkpoint at all.
 
         Raises:
-          UserError: checkpoints exist but none can be restored.
+          UserError: checkpoints exist but none can be restored, or there is no `step`.
         """
         steps = self.steps()
+        if step is not None:
+            if step not in steps:
+                raise UserError(f"no checkpoint step {step} in {self.directory}; it has steps "
+                                f"{steps}")
+            steps = [step]
         failures = []
         items = {"state": ocp.args.StandardRestore(abstract_state)}
         if data_iterator is not None:

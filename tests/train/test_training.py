@@ -133,3 +133,18 @@ def test_steps_per_call_below_one_is_a_clear_error(config, tmp_path):
     with pytest.raises(UserError, match="train.steps_per_call=0"):
         run_lib.setup_run(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_resuming_with_other_train_steps_warns_that_the_schedule_moves(config, tmp_path,
+                                                                       caplog):
+    config.train.update(steps=3, checkpoint_every=3, eval_every=3)
+    run_lib.train_and_evaluate(config, str(tmp_path))
+    longer = config.copy_and_resolve_references()
+    longer.train.steps = 30
+    with caplog.at_level("WARNING"):
+        run_lib.setup_run(longer, str(tmp_path))
+    assert "train.steps changed from 3 (the checkpoint's) to 30" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_lib.setup_run(config, str(tmp_path))
+    assert "train.steps changed" not in caplog.text

@@ -16,6 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import ml_collections
+from absl import logging
 
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax import sharding as sharding_lib
@@ -86,6 +87,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
     meta = existing[1] if existing else None
     if meta is not None:
         _check_compatible(meta, model_config, checkpointer.directory)
+        _warn_if_schedule_moves(meta, existing[0], config)
     config = _resolved(config, meta)
     task = tasks_lib.make_task(config, model_config)
     located = (pretrained.locate(config.init_from, model_config)
@@ -147,6 +149,20 @@ def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.
             )
 
 
+def _warn_if_schedule_moves(meta: dict, step: int, config: ml_collections.ConfigDict) -> None:
+    """Warns when a resume changes train.steps: the learning-rate schedule ends there, so its
+    value at the resumed step jumps (a deliberate choice, e.g. to train longer; say so)."""
+    saved = meta.get("config", {}).get("train", {}).get("steps")
+    if saved is None or saved == config.train.steps:
+        return
+    before = float(optim.make_schedule(config.optim, saved)(step))
+    after = float(optim.make_schedule(config.optim, config.train.steps)(step))
+    logging.warning(
+        "train.steps changed from %d (the checkpoint's) to %d: the learning-rate schedule now "
+        "ends at %d, so at the resumed step %d the rate moves from %.3g to %.3g",
+        saved, config.train.steps, config.train.steps, step, before, after)
+
+
 def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
                        workdir: pathlib.Path, located: pretrained.Pretrained | None
                        ) -> tokenizer_lib.Tokenizer:
@@ -201,11 +217,13 @@ def state_layout(run: Run, model: nn.Module, optimizer) -> tuple[Any, Any, Any]:
     return init_params, target, shardings
 
 
-def restore_state(run: Run, data_iterator=None) -> state_lib.TrainState | None:
-    """The newest good checkpoint's train state on the run's mesh (None: no checkpoint)."""
+def restore_state(run: Run, data_iterator=None, step: int | None = None
+                  ) -> state_lib.TrainState | None:
+    """The newest good checkpoint's (or `step`'s) train state on the run's mesh (None: no
+    checkpoint)."""
     model = run.task.build_model(run.model_config)
     optimizer, _ = optim.make_optimizer(run.config.optim, run.config.train.steps)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
         _, target, _ = state_layout(run, model, optimizer)
-        restored = run.checkpointer.restore(target, data_iterator)
+        restored = run.checkpointer.restore(target, data_iterator, step)
     return None if restored is None else restored[1]

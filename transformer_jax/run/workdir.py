@@ -27,18 +27,19 @@ def _metadata(workdir: str) -> dict:
     return found[1]
 
 
-def load_run(workdir: str) -> tuple[Run, Any]:
-    """(run, params) of the newest good checkpoint in `workdir`, on this host's devices.
+def load_run(workdir: str, step: int | None = None) -> tuple[Run, Any, int]:
+    """(run, params, step) of the newest good checkpoint in `workdir` (or of `step`), on this
+    host's devices.
 
     The mesh is re-fitted to the devices present (-1 on the data axis).
     """
     config = ml_collections.ConfigDict(_metadata(workdir)["config"])
     config.mesh.update(data=-1, fsdp=1, tensor=1)
     run = setup_run(config, workdir)
-    state = restore_state(run)
+    state = restore_state(run, step=step)
     if state is None:
         raise UserError(f"no checkpoint in {run.checkpointer.directory} can be restored")
-    return run, state.params
+    return run, state.params, int(state.step)
 
 
 def task_of_workdir(workdir: str) -> str:
@@ -47,17 +48,21 @@ def task_of_workdir(workdir: str) -> str:
 
 
 def evaluate_workdir(workdir: str, split: str = "validation",
-                     max_batches: int | None = None) -> dict[str, float]:
-    """The task's metrics for the newest checkpoint in `workdir` on `split`.
+                     max_batches: int | None = None, step: int | None = None
+                     ) -> dict[str, float]:
+    """The task's metrics for the newest checkpoint in `workdir` on `split`, and its `step`.
 
     Args:
       workdir: a training run's directory.
       split: "validation", "train" or "test" (where the data source has it).
       max_batches: evaluate at most this many batches (None: the whole split).
+      step: evaluate this checkpoint step (None: the newest good one).
     """
-    run, params = load_run(workdir)
+    run, params, restored_step = load_run(workdir, step)
     with jax.set_mesh(run.mesh):
-        return Evaluator(run.task, run.placement(), run.tokenizer)(params, split, max_batches)
+        metrics = Evaluator(run.task, run.placement(), run.tokenizer)(params, split,
+                                                                      max_batches)
+    return {**metrics, "step": restored_step}
 
 
 def predict_workdir(workdir: str, lines: list[str], **options: Any) -> list[str]:
@@ -68,7 +73,7 @@ def predict_workdir(workdir: str, lines: list[str], **options: Any) -> list[str]
       lines: the inputs (their format is the task's: see experiments/predict.py).
       **options: decoding options the run's task takes (e.g. temperature, beam_size).
     """
-    run, params = load_run(workdir)
+    run, params, _ = load_run(workdir)
     with jax.set_mesh(run.mesh):
         return run.task.predict(run.placement(), params, run.tokenizer, lines, **options)
 
@@ -82,7 +87,7 @@ def generate_from_workdir(workdir: str, prompt: str, **options: Any) -> str:
       **options: max_new_tokens, temperature (0 = greedy), top_k, top_p, seed (default: the
         run's `config.sample`).
     """
-    run, params = load_run(workdir)
+    run, params, _ = load_run(workdir)
     if not isinstance(run.task, LanguageModeling):
         raise UserError(f"{workdir} holds a {run.task.name!r} run: generate continues text "
                         "for language models; use experiments.predict")
