@@ -1,0 +1,1 @@
+"""Hugging Face interop: import and export checkpoints and tokenizers (see family.py)."""
