@@ -50,10 +50,11 @@ class Tokenizer:
         """Wraps a serialized SentencePiece model (as written by `train_tokenizer`)."""
         self._proto = model_proto
         self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
-        # Byte pieces spelling U+2581, so `encode` can keep that character lossless.
+        # Byte pieces spelling U+2581, so `encode` can keep that character lossless (models
+        # trained elsewhere, e.g. T5's spiece.model, may have none: then "▁" is not kept).
         self._meta_ids = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in _META.encode()]
         if not all(self._sp.is_byte(i) for i in self._meta_ids):
-            raise ValueError("the SentencePiece model has no byte fallback pieces")
+            self._meta_ids = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
@@ -79,6 +80,12 @@ class Tokenizer:
                 os.unlink(f.name)
                 raise
         os.replace(f.name, path)
+
+    def save_to_dir(self, directory: str | os.PathLike) -> None:
+        """Writes the model into a run directory (`text_tokenizer.load_from_dir` reads it)."""
+        from transformer_jax.data.text_tokenizer import SENTENCEPIECE_FILE
+
+        self.save(pathlib.Path(directory) / SENTENCEPIECE_FILE)
 
     def serialized_model(self) -> bytes:
         """The SentencePiece ModelProto bytes (what `save` writes)."""
@@ -132,6 +139,9 @@ class Tokenizer:
         """
         ids: list[int] = []
         for chunk in split_text(text, MAX_DOC_CHARS):
+            if self._meta_ids is None:
+                ids.extend(self._sp.encode(chunk))
+                continue
             for i, part in enumerate(chunk.split(_META)):
                 if i:
                     ids.extend(self._meta_ids)
