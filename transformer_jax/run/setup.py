@@ -21,6 +21,7 @@ from absl import logging
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax import sharding as sharding_lib
 from transformer_jax import tasks as tasks_lib
+from transformer_jax.data import text_tokenizer
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
@@ -28,7 +29,7 @@ from transformer_jax.placement import Placement
 from transformer_jax.train import optim, pretrained
 from transformer_jax.train import state as state_lib
 
-TOKENIZER_FILE = "tokenizer.model"
+TOKENIZER_FILE = text_tokenizer.SENTENCEPIECE_FILE  # or a Hugging Face tokenizer/ folder
 # This invocation's resolved config, written at the top of the workdir (JSON).
 CONFIG_FILE = "config.json"
 
@@ -54,7 +55,7 @@ class Run:
     workdir: pathlib.Path
     checkpointer: checkpoint_lib.Checkpointer
     task: tasks_lib.Task
-    tokenizer: tokenizer_lib.Tokenizer
+    tokenizer: text_tokenizer.TextTokenizer
     pretrained: pretrained.Pretrained | None
 
     def placement(self, batch_size: int | None = None) -> Placement:
@@ -165,15 +166,24 @@ def _warn_if_schedule_moves(meta: dict, step: int, config: ml_collections.Config
 
 def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
                        workdir: pathlib.Path, located: pretrained.Pretrained | None
-                       ) -> tokenizer_lib.Tokenizer:
-    """The workdir's tokenizer (resume), else init_from's, else the cached/trained one."""
-    path = workdir / TOKENIZER_FILE
-    if not path.exists() and located is not None:
-        path = located.workdir / TOKENIZER_FILE
+                       ) -> text_tokenizer.TextTokenizer:
+    """The workdir's tokenizer (resume), else init_from's, else the cached/trained one.
+
+    A run directory holds a SentencePiece `tokenizer.model` or a Hugging Face `tokenizer/`
+    folder (a converted checkpoint's); `init_from=hf:DIR` uses DIR's tokenizer files.
+    """
+    path, tok = workdir, text_tokenizer.load_from_dir(workdir)
+    if tok is None and located is not None:
+        path = located.workdir
+        if located.hf:
+            from transformer_jax.data.hf_tokenizer import load_hf_tokenizer
+
+            tok = load_hf_tokenizer(path)
+        else:
+            tok = text_tokenizer.load_from_dir(path)
     vocab_size = model_config.vocab_size
-    if path.exists():
-        tok = tokenizer_lib.Tokenizer.load(str(path))
-    else:
+    if tok is None:
+        path = "(cache)"
         tok = tokenizer_lib.load_or_train(
             task.tokenizer_source(), vocab_size,
             cache_dir=task.config.data.tokenizer_cache_dir or None,
@@ -181,9 +191,11 @@ def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
         )
     for piece in task.special_tokens:
         tok.piece_id(piece)  # UserError if missing
-    if tok.vocab_size != vocab_size:
+    # A Hugging Face model's embedding table may be padded past its tokenizer's ids.
+    if tok.vocab_size > vocab_size or (
+            isinstance(tok, tokenizer_lib.Tokenizer) and tok.vocab_size != vocab_size):
         raise UserError(
-            f"tokenizer {path if path.exists() else '(cache)'} has {tok.vocab_size} tokens but "
+            f"tokenizer in {path} has {tok.vocab_size} tokens but "
             f"model.vocab_size={vocab_size}: use another --workdir or matching vocab_size"
         )
     return tok

@@ -17,11 +17,11 @@ import ml_collections
 from tqdm import tqdm
 
 from transformer_jax import sharding as sharding_lib
+from transformer_jax.data import text_tokenizer
 from transformer_jax.run import calls
 from transformer_jax.run.evaluation import Evaluator, headline
 from transformer_jax.run.setup import (
     CONFIG_FILE,
-    TOKENIZER_FILE,
     Run,
     metadata,
     setup_run,
@@ -135,8 +135,8 @@ def _prepare_workdir(run: Run) -> None:
     run.workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() != 0:
         return
-    if not (run.workdir / TOKENIZER_FILE).exists():
-        run.tokenizer.save(str(run.workdir / TOKENIZER_FILE))
+    if not text_tokenizer.in_dir(run.workdir):
+        run.tokenizer.save_to_dir(run.workdir)
     (run.workdir / CONFIG_FILE).write_text(run.config.to_json_best_effort(indent=2) + "\n")
 
 

@@ -4,7 +4,11 @@ The new model's top-level parameter subtrees that also exist in the pretrained c
 (e.g. the `bert` encoder of a classifier, from a `BertForPretraining` run) are loaded from
 it; the rest (new heads) keep their fresh initialization. Only those subtrees are read
 (Orbax partial restore), straight into the new run's shardings. The tokenizer comes along:
-a fine-tuning run uses the pretraining run's `tokenizer.model`.
+a fine-tuning run uses the pretraining run's tokenizer.
+
+`config.init_from=hf:DIR` reads a Hugging Face model directory instead (interop/): the
+subtrees the two models share are converted straight into the new run's shardings, and the
+tokenizer comes from DIR's tokenizer files.
 """
 
 from __future__ import annotations
@@ -26,16 +30,19 @@ class Pretrained:
     """A located pretraining checkpoint.
 
     Attributes:
-      workdir: the pretraining run's directory (holds tokenizer.model).
-      checkpointer: its checkpoints.
-      step: the newest step with readable metadata.
+      workdir: the pretraining run's directory (holds its tokenizer), or the Hugging Face
+        directory.
+      checkpointer: its checkpoints (None for a Hugging Face directory).
+      step: the newest step with readable metadata (0 for a Hugging Face directory).
       meta: that step's metadata (model config, task, ...).
+      hf: `workdir` is a Hugging Face model directory (`init_from=hf:DIR`).
     """
 
     workdir: pathlib.Path
-    checkpointer: checkpoint_lib.Checkpointer
+    checkpointer: checkpoint_lib.Checkpointer | None
     step: int
     meta: dict
+    hf: bool = False
 
 
 def locate(path: str, model_config: ModelConfig) -> Pretrained:
@@ -48,6 +55,8 @@ def locate(path: str, model_config: ModelConfig) -> Pretrained:
     Raises:
       UserError: no checkpoint there, or a shape field (vocab, sizes, ...) differs.
     """
+    if path.startswith("hf:"):
+        return _locate_hf(path, model_config)
     given = pathlib.Path(path).expanduser().absolute()
     directory = given if given.name == "checkpoints" else given / "checkpoints"
     found = checkpoint_lib.Checkpointer(directory).read_metadata()
@@ -72,6 +81,41 @@ def locate(path: str, model_config: ModelConfig) -> Pretrained:
     return Pretrained(directory.parent, checkpoint_lib.Checkpointer(directory), step, meta)
 
 
+def _locate_hf(path: str, model_config: ModelConfig) -> Pretrained:
+    """`init_from=hf:DIR`: the checkpoint's architecture must have this model's shapes (any
+    layer layout: conversion writes the new run's)."""
+    from transformer_jax.interop import api
+
+    _, _, arch = api.open_hf(path.removeprefix("hf:"))
+    for field in SHAPE_FIELDS:
+        theirs, mine = getattr(arch.model, field), getattr(model_config, field)
+        if field != "scan_layers" and theirs != mine:
+            raise UserError(
+                f"config.init_from={path!r} has model.{field}={theirs!r} but this config says "
+                f"{mine!r}: set --config.model.{field}={theirs!r}")
+    directory = pathlib.Path(path.removeprefix("hf:")).expanduser().absolute()
+    return Pretrained(directory, None, 0, {"model": arch.model.to_dict(),
+                                           "task": {"name": arch.task}}, hf=True)
+
+
+def _load_hf_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
+    """`load_into` for a Hugging Face directory: the shared subtrees, converted."""
+    from transformer_jax.interop import api, placing
+
+    checkpoint, family, arch = api.open_hf(pretrained.workdir)
+    entries = list(family.import_params(checkpoint.config, arch, checkpoint.read))
+    shared = sorted(set(params) & {path[0] for path, _ in entries})
+    if not shared:
+        raise UserError(f"config.init_from=hf:{pretrained.workdir}: its parameters share "
+                        f"nothing with this model's ({', '.join(sorted(params))})")
+    mine = {name: params[name] for name in shared}
+    loaded = placing.place_params(
+        ((path, build) for path, build in entries if path[0] in shared),
+        jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), mine),
+        jax.tree.map(lambda x: x.sharding, mine))
+    return {**params, **loaded}
+
+
 def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
     """`params` with every top-level subtree the checkpoint also has replaced by its values.
 
@@ -85,6 +129,8 @@ def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
     Raises:
       UserError: nothing in common, or a shared subtree has other shapes.
     """
+    if pretrained.hf:
+        return _load_hf_into(pretrained, params)
     manager = ocp.CheckpointManager(
         pretrained.checkpointer.directory,
         item_handlers={"state": ocp.PyTreeCheckpointHandler(),
