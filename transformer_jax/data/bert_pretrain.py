@@ -17,7 +17,7 @@ import grain
 import numpy as np
 
 from transformer_jax.data.splits import TextSource
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
@@ -78,7 +78,7 @@ class PretrainingExamples:
       seed: the seed of pairing and masking.
     """
 
-    def __init__(self, index: SegmentIndex, tokenizer: Tokenizer, seq_len: int, seed: int):
+    def __init__(self, index: SegmentIndex, tokenizer: TextTokenizer, seq_len: int, seed: int):
         if seq_len < 8:
             raise UserError(f"data.seq_len={seq_len} is too short for segment pairs (>= 8)")
         self.index, self.tokenizer, self.seq_len, self.seed = index, tokenizer, seq_len, seed
@@ -163,7 +163,7 @@ def mask_tokens(
 
 
 def pretraining_dataset(
-    source: TextSource, tokenizer: Tokenizer, *, seq_len: int, segment_lines: int, seed: int
+    source: TextSource, tokenizer: TextTokenizer, *, seq_len: int, segment_lines: int, seed: int
 ) -> grain.MapDataset:
     """A lazy `MapDataset` of `PretrainingExamples` for `batching.ExampleBatches`."""
     examples = PretrainingExamples(SegmentIndex(source, segment_lines), tokenizer, seq_len, seed)

@@ -32,7 +32,7 @@ import numpy as np
 from transformer_jax.data import sources, tfds_source
 from transformer_jax.data.bert_pretrain import truncate_pair
 from transformer_jax.data.splits import check_split, split_of
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 STDLIB_TOPICS = 20
@@ -238,7 +238,7 @@ class ClassificationFeatures:
     0 in padding rows of the last eval batch).
     """
 
-    def __init__(self, records: Records, tokenizer: Tokenizer, seq_len: int):
+    def __init__(self, records: Records, tokenizer: TextTokenizer, seq_len: int):
         self.records, self.tokenizer, self.seq_len = records, tokenizer, seq_len
         self.cls, self.sep = tokenizer.piece_id("[CLS]"), tokenizer.piece_id("[SEP]")
 

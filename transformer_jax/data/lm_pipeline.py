@@ -25,7 +25,7 @@ import grain
 import numpy as np
 
 from transformer_jax.data.splits import TextSource
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 BATCH_KEYS = ("inputs", "targets", "segment_ids", "positions")
@@ -38,7 +38,7 @@ _BATCHES_AHEAD = 2
 class _Tokenize(grain.transforms.Map):
     """Document -> {"inputs": int32 [n], "targets": int32 [n]}, n = len(tokens) + 1."""
 
-    def __init__(self, tokenizer: Tokenizer):
+    def __init__(self, tokenizer: TextTokenizer):
         self._tokenizer = tokenizer
 
     def map(self, element: str) -> dict[str, np.ndarray]:
@@ -196,7 +196,7 @@ class _ShardedIterator:
 
 def lm_dataset(
     source: TextSource,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     *,
     seq_len: int,
     batch_size: int,
@@ -257,7 +257,7 @@ def lm_dataset(
 
 def lm_eval_batches(
     source: TextSource,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     *,
     seq_len: int,
     batch_size: int,

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from transformer_jax.data import tfds_source
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 
@@ -86,7 +86,7 @@ def make_questions(data: ml_collections.ConfigDict, split: str) -> list[Question
     raise UserError(f"data.source={data.source!r} is unknown for QA; use 'local' or 'tfds'")
 
 
-def token_offsets(tokenizer: Tokenizer, text: str) -> tuple[list[int], np.ndarray]:
+def token_offsets(tokenizer: TextTokenizer, text: str) -> tuple[list[int], np.ndarray]:
     """Token ids of `text` and each token's [start, end) character span.
 
     Returns:
@@ -119,7 +119,7 @@ class Features:
       max_question_tokens: questions are cut to this many tokens (default: 64 or half of T).
     """
 
-    def __init__(self, questions: list[Question], tokenizer: Tokenizer, seq_len: int,
+    def __init__(self, questions: list[Question], tokenizer: TextTokenizer, seq_len: int,
                  doc_stride: int, max_question_tokens: int | None = None):
         self.questions, self.tokenizer, self.seq_len = questions, tokenizer, seq_len
         self.cls, self.sep = tokenizer.piece_id("[CLS]"), tokenizer.piece_id("[SEP]")

@@ -18,7 +18,7 @@ import grain
 import numpy as np
 from absl import logging
 
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 LONG_EXAMPLES = ("truncate", "drop")
@@ -50,7 +50,7 @@ class LengthReport:
                 f"({'dropped: ' + str(self.dropped) if self.dropped else 'truncated'})")
 
 
-def encode_pair(tokenizer: Tokenizer, source: str, target: str, max_source_len: int,
+def encode_pair(tokenizer: TextTokenizer, source: str, target: str, max_source_len: int,
                 max_target_len: int) -> dict[str, np.ndarray]:
     """One example (see the module docstring); over-long sides are truncated.
 
@@ -74,7 +74,7 @@ def encode_pair(tokenizer: Tokenizer, source: str, target: str, max_source_len: 
     return {k: np.pad(np.asarray(v, np.int32), (0, lengths[k] - len(v))) for k, v in out.items()}
 
 
-def encode_source(tokenizer: Tokenizer, texts: list[str], max_source_len: int) -> np.ndarray:
+def encode_source(tokenizer: TextTokenizer, texts: list[str], max_source_len: int) -> np.ndarray:
     """[N, S] int32 encoder inputs for raw texts (truncated; for decoding new inputs)."""
     rows = np.zeros((len(texts), max_source_len), np.int32)
     for i, text in enumerate(texts):
@@ -98,7 +98,7 @@ class Seq2SeqExamples:
       dataset: `grain.MapDataset` of examples.
     """
 
-    def __init__(self, pairs, tokenizer: Tokenizer, max_source_len: int, max_target_len: int,
+    def __init__(self, pairs, tokenizer: TextTokenizer, max_source_len: int, max_target_len: int,
                  long_examples: str = "truncate"):
         if long_examples not in LONG_EXAMPLES:
             raise UserError(f"data.long_examples={long_examples!r} must be one of "

@@ -26,7 +26,7 @@ import ml_collections
 import numpy as np
 
 from transformer_jax.data import sources, tfds_source
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
 _SKIPPED = {tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT,
@@ -174,7 +174,7 @@ class TaggingFeatures:
     (words that fit).
     """
 
-    def __init__(self, sentences: TaggedSentences, tokenizer: Tokenizer, seq_len: int):
+    def __init__(self, sentences: TaggedSentences, tokenizer: TextTokenizer, seq_len: int):
         self.sentences, self.tokenizer, self.seq_len = sentences, tokenizer, seq_len
         self.cls, self.sep = tokenizer.piece_id("[CLS]"), tokenizer.piece_id("[SEP]")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
@@ -21,7 +21,6 @@ SENTENCEPIECE_FILE = "tokenizer.model"
 HF_TOKENIZER_DIR = "tokenizer"
 
 
-@runtime_checkable
 class TextTokenizer(Protocol):
     """Text <-> token ids, with the special ids and byte accounting the tasks need."""
 

@@ -50,8 +50,8 @@ class HFCheckpoint:
             raise UserError(f"--from_hf={directory}: not a directory; give a local Hugging "
                             "Face model directory (config.json + model.safetensors)")
         self.config = read_json(self.directory / CONFIG)
+        self._torch_state: dict | None = None  # pytorch_model.bin's tensors, once loaded
         self._files = self._weight_files()  # tensor name -> file
-        self._torch_state: dict | None = None
 
     def _weight_files(self) -> dict[str, pathlib.Path]:
         d = self.directory

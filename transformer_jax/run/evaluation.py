@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.placement import Placement
 from transformer_jax.tasks.base import Task
 
@@ -23,7 +23,7 @@ from transformer_jax.tasks.base import Task
 class Evaluator:
     """Evaluates a task's params on a split; the eval step compiles once per batch shape."""
 
-    def __init__(self, task: Task, placement: Placement, tokenizer: Tokenizer):
+    def __init__(self, task: Task, placement: Placement, tokenizer: TextTokenizer):
         """Args: the task, where its eval batches go, and the run's tokenizer."""
         self.task, self.placement, self.tokenizer = task, placement, tokenizer
         model = task.build_model(task.model_config.replace(deterministic=True))

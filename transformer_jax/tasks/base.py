@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from transformer_jax.data.splits import TextSource
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.placement import Placement
@@ -101,7 +101,7 @@ class Task(abc.ABC):
         """(params, batch, rng) -> (loss_sum, weight_sum) for `train/step.py:train_step`."""
 
     @abc.abstractmethod
-    def train_batches(self, tokenizer: Tokenizer, *, batch_size: int, seed: int,
+    def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         """This process's rows of each training batch, forever, with resumable state."""
 
@@ -123,7 +123,7 @@ class Task(abc.ABC):
 
     # Evaluation -------------------------------------------------------------------------
     @abc.abstractmethod
-    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+    def eval_batches(self, tokenizer: TextTokenizer, split: str, *, batch_size: int,
                      process_index: int, process_count: int, max_batches: int | None
                      ) -> Iterable[Batch]:
         """This process's rows of each evaluation batch of `split`, in order, then stop.
@@ -150,7 +150,7 @@ class Task(abc.ABC):
         during training): a task may add detail then (e.g. confusion-matrix cells).
         """
 
-    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                         split: str, max_batches: int | None) -> dict[str, float]:
         """Metrics that need decoded outputs on the host (BLEU/ROUGE, SQuAD, entity F1).
 
@@ -164,11 +164,11 @@ class Task(abc.ABC):
         """JSON-able facts every checkpoint records for this task (e.g. the label names)."""
         return {}
 
-    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: TextTokenizer) -> str | None:
         """Text shown after training (an LM sample, a few decoded examples), or None."""
         return None
 
-    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def predict(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                 lines: Sequence[str], **options: Any) -> list[str]:
         """One output line per input line (experiments.predict).
 

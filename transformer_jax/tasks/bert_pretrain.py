@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.data import bert_pretrain, sources
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.models.bert import BertForPretraining
 from transformer_jax.placement import Placement
 from transformer_jax.tasks.base import LossFn, check_options
@@ -65,7 +65,7 @@ class BertPretraining(EncoderTask):
 
         return loss_fn
 
-    def _examples(self, tokenizer: Tokenizer, split: str, seed: int):
+    def _examples(self, tokenizer: TextTokenizer, split: str, seed: int):
         data = self.config.data
         return bert_pretrain.PretrainingExamples(
             bert_pretrain.SegmentIndex(sources.make_source(data, split), data.segment_lines),
@@ -76,7 +76,7 @@ class BertPretraining(EncoderTask):
                                     batch_size=batch_size, seed=seed,
                                     process_index=process_index, process_count=process_count)
 
-    def eval_examples(self, tokenizer: Tokenizer, split: str):
+    def eval_examples(self, tokenizer: TextTokenizer, split: str):
         # A fixed masking seed: every evaluation sees the same pairs and masks.
         return self.cached(("examples", split, tokenizer.fingerprint),
                            lambda: self._examples(tokenizer, split, seed=0))
@@ -92,7 +92,7 @@ class BertPretraining(EncoderTask):
                 "mlm_accuracy": float(sums["mlm_correct"]) / max(tokens, 1),
                 "nsp_accuracy": float(sums["nsp_correct"]) / max(n, 1), "examples": n}
 
-    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def predict(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                 lines: Sequence[str], **options: Any) -> list[str]:
         """Fill-mask: each line with every [MASK] replaced by the model's best token."""
         check_options(self.name, options, ())

@@ -19,7 +19,7 @@ from absl import logging
 
 from transformer_jax import distributed, metrics
 from transformer_jax.data import lm_pipeline, sources
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.decoding import lm as lm_decoding
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
@@ -104,7 +104,7 @@ class LanguageModeling(Task):
     def loss_fn(self, model: nn.Module) -> LossFn:
         return lm_loss_fn(model)
 
-    def train_batches(self, tokenizer: Tokenizer, *, batch_size: int, seed: int,
+    def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         source = sources.make_source(self.config.data, "train")
         return iter(lm_pipeline.lm_dataset(
@@ -120,7 +120,7 @@ class LanguageModeling(Task):
         return flops.train_flops_per_token(self.model_config, self.config.data.seq_len)
 
     # Evaluation ---------------------------------------------------------------------------
-    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+    def eval_batches(self, tokenizer: TextTokenizer, split: str, *, batch_size: int,
                      process_index: int, process_count: int, max_batches: int | None
                      ) -> Iterable[Batch]:
         """Packed held-out rows, with each target token's byte count (`target_bytes`)."""
@@ -154,14 +154,14 @@ class LanguageModeling(Task):
     def metadata(self) -> dict[str, Any]:
         return {"seq_len": self.config.data.seq_len}
 
-    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: TextTokenizer) -> str | None:
         sample = self.config.sample
         if not sample.max_new_tokens:
             return None
         text = self.continuation(params, tokenizer, sample.prompt)
         return f"--- sample (prompt {sample.prompt!r}) ---\n{sample.prompt}{text}\n---"
 
-    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def predict(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                 lines: Sequence[str], **options: Any) -> list[str]:
         """Each line's sampled continuation (newlines escaped as \\n).
 
@@ -171,7 +171,7 @@ class LanguageModeling(Task):
         return [self.continuation(params, tokenizer, line, **options)
                 .replace("\\", "\\\\").replace("\n", "\\n") for line in lines]
 
-    def continuation(self, params: Any, tokenizer: Tokenizer, prompt: str,
+    def continuation(self, params: Any, tokenizer: TextTokenizer, prompt: str,
                      **options: Any) -> str:
         """The text continuing `prompt`, decoded with the KV cache (see `predict`'s options).
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from transformer_jax.data import batching, pairs, seq2seq
-from transformer_jax.data.tokenizer import Tokenizer
+from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.decoding import beam_search
 from transformer_jax.decoding import seq2seq as seq2seq_decoding
 from transformer_jax.errors import UserError
@@ -84,7 +84,7 @@ class Seq2Seq(Task):
         """The train pairs as "source\\ntarget" documents (one shared vocabulary)."""
         return _PairText(pairs.make_pairs(self.config.data, "train"))
 
-    def examples(self, tokenizer: Tokenizer, split: str) -> seq2seq.Seq2SeqExamples:
+    def examples(self, tokenizer: TextTokenizer, split: str) -> seq2seq.Seq2SeqExamples:
         """The split's examples after length filtering (built once per tokenizer)."""
         key = (split, tokenizer.fingerprint)
         if key not in self._examples:
@@ -104,7 +104,7 @@ class Seq2Seq(Task):
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {"source": batch["source"], "target_inputs": batch["target_inputs"]}
 
-    def train_batches(self, tokenizer: Tokenizer, *, batch_size: int, seed: int,
+    def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         examples = self.examples(tokenizer, "train")
         return batching.ExampleBatches(
@@ -138,7 +138,7 @@ class Seq2Seq(Task):
         ) / self.tokens_per_example()
 
     # Evaluation and decoding ----------------------------------------------------------------
-    def eval_batches(self, tokenizer: Tokenizer, split: str, *, batch_size: int,
+    def eval_batches(self, tokenizer: TextTokenizer, split: str, *, batch_size: int,
                      process_index: int, process_count: int, max_batches: int | None):
         batches = batching.ExampleBatches(
             self.examples(tokenizer, split).dataset, batch_size=batch_size, shuffle=False,
@@ -159,7 +159,7 @@ class Seq2Seq(Task):
         return {"loss": float(sums["loss_sum"]) / max(tokens, 1.0),
                 "token_accuracy": float(sums["correct"]) / max(tokens, 1.0), "tokens": tokens}
 
-    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def decoded_metrics(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                         split: str, max_batches: int | None) -> dict[str, float]:
         """BLEU / ROUGE of beam-decoded examples: the first `task.eval_decode_examples` of the
         split, or all of them in a full evaluation (`max_batches` None)."""
@@ -176,7 +176,7 @@ class Seq2Seq(Task):
         results["decoded"] = float(n)
         return results
 
-    def decode_texts(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def decode_texts(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                      texts: Sequence[str], **options: Any) -> list[str]:
         """Beam-search outputs for raw source texts (beam_size 0: sampled; greedy at
         temperature 0).
@@ -218,7 +218,7 @@ class Seq2Seq(Task):
         ids = np.concatenate(outputs)[: len(texts)]
         return [tok.decode(_until_eos(row, tok.eos_id)) for row in ids]
 
-    def demo(self, placement: Placement, params: Any, tokenizer: Tokenizer) -> str | None:
+    def demo(self, placement: Placement, params: Any, tokenizer: TextTokenizer) -> str | None:
         """A few decoded validation examples: source head, reference and output."""
         examples = self.examples(tokenizer, "validation")
         n = min(len(examples), self.config.task.demo_examples)
@@ -232,7 +232,7 @@ class Seq2Seq(Task):
             blocks.append(f"source:    {head}\nreference: {reference}\noutput:    {output}")
         return "\n\n".join(blocks)
 
-    def predict(self, placement: Placement, params: Any, tokenizer: Tokenizer,
+    def predict(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                 lines: Sequence[str], **options: Any) -> list[str]:
         """One decoded output per input line (options: see `decode_texts`).
 
