@@ -27,6 +27,9 @@ setup(
         "tqdm>=4.66",
         "sacrebleu>=2.6.0",
         "rouge-score>=0.1.2",
+        # Hugging Face checkpoints and tokenizers (transformer_jax/interop/).
+        "safetensors>=0.8.0",
+        "tokenizers>=0.23.0",
     ],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6"],
@@ -34,5 +37,7 @@ setup(
         "gpu": ["jax[cuda12]>=0.10.2"],
         "tpu": ["jax[tpu]>=0.10.2"],
         "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
+        # The Hugging Face interop tests' reference models (tests/interop/).
+        "hf_test": ["torch==2.13.0", "transformers>=5"],
     },
 )

@@ -16,6 +16,7 @@ from transformer_jax.decoding.beam_search import beam_search
 from transformer_jax.decoding.lm import generate
 from transformer_jax.decoding.sampling import sample_logits
 from transformer_jax.errors import UserError
+from transformer_jax.interop.api import load_hf, save_hf
 from transformer_jax.models.bert import (
     BertEncoder,
     BertForPretraining,
@@ -61,8 +62,10 @@ __all__ = [
     "generate",
     "init_state",
     "lm_loss_fn",
+    "load_hf",
     "make_mesh",
     "sample_logits",
+    "save_hf",
     "state_shardings",
     "train_step",
     "train_steps",

@@ -96,7 +96,7 @@ def test_sharded_index_onto_an_fsdp_mesh(gpt2, tmp_path):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
     mesh = make_mesh(data=1, fsdp=8, tensor=1)
-    model, params, _ = api.load_hf(tmp_path, mesh=mesh, scan_layers=True)
+    _, params, _ = api.load_hf(tmp_path, mesh=mesh, scan_layers=True)
     kernel = params["decoder"]["layers"]["block"]["mlp"]["wi"]["kernel"]  # [L, D, F]
     assert kernel.sharding.spec[1] == "fsdp"
     assert {s.data.shape for s in kernel.addressable_shards} == {(2, 4, 128)}

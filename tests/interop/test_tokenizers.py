@@ -43,7 +43,7 @@ def test_special_tokens_come_from_the_files(bpe_dir):
     assert tok.bos_id == tok.eos_id == tok.unk_id == eot
     assert tok.token_bytes[eot] == 0
     with pytest.raises(UserError, match="no pad token"):
-        tok.pad_id
+        _ = tok.pad_id
     with pytest.raises(UserError, match="no token '\\[MASK\\]'"):
         tok.piece_id("[MASK]")
 

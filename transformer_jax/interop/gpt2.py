@@ -69,7 +69,7 @@ class GPT2Family:
                 def build() -> np.ndarray:
                     full = read(f"{hf}attn.c_attn.{what}")  # [D, 3D] or [3D]
                     piece = np.split(full, 3, axis=-1)[part]
-                    return piece.reshape(piece.shape[:-1] + (n, h))
+                    return piece.reshape((*piece.shape[:-1], n, h))
                 return build
 
             for part, name in enumerate(("query", "key", "value")):
@@ -77,7 +77,8 @@ class GPT2Family:
                 yield (*me, "self_attention", name, "bias"), qkv(part, "bias")
             yield (*me, "self_attention", "out", "kernel"), (
                 lambda hf=hf: read(f"{hf}attn.c_proj.weight").reshape(n, h, -1))
-            yield (*me, "self_attention", "out", "bias"), lambda hf=hf: read(f"{hf}attn.c_proj.bias")
+            yield (*me, "self_attention", "out", "bias"), (
+                lambda hf=hf: read(f"{hf}attn.c_proj.bias"))
             for norm, hf_norm in (("self_attention_norm", "ln_1"), ("mlp_norm", "ln_2")):
                 yield (*me, norm, "scale"), lambda hf=hf, x=hf_norm: read(f"{hf}{x}.weight")
                 yield (*me, norm, "bias"), lambda hf=hf, x=hf_norm: read(f"{hf}{x}.bias")

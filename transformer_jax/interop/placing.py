@@ -11,6 +11,7 @@ Export: params -> unrolled host numpy arrays (what `HFFamily.export` takes).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -107,7 +108,7 @@ def place_params(
 
 def _is_stacked(path: ParamPath) -> bool:
     """Whether `path` is a scanned stack's param (`.../layers/block/...`)."""
-    return any(a == "layers" and b == "block" for a, b in zip(path, path[1:]))
+    return any(a == "layers" and b == "block" for a, b in itertools.pairwise(path))
 
 
 def unrolled_host_params(params: Any) -> dict:
