@@ -25,7 +25,7 @@ TOKENIZER_JSON = "tokenizer.json"
 # Files that travel with a tokenizer.json (the specials live in them).
 SIDE_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 SENTENCEPIECE_FILES = ("spiece.model", "source.spm", "tokenizer.model")
-ROLES = ("pad", "bos", "eos", "unk", "cls", "sep", "mask")
+ROLES = ("pad", "bos", "eos", "unk", "cls", "sep", "mask", "decoder_start")
 # The project's symbolic pieces (BERT featurizers) -> the role whose token plays them.
 _PIECE_ROLES = {"[CLS]": "cls", "[SEP]": "sep", "[MASK]": "mask", "[PAD]": "pad"}
 
@@ -100,7 +100,8 @@ class HFTokenizer:
 
     # Ids --------------------------------------------------------------------------------
     def special_id(self, role: str) -> int | None:
-        """The id of the `role` token ("pad", "bos", "eos", "unk", "cls", "sep", "mask")."""
+        """The id of the `role` token (one of `ROLES`; "decoder_start" comes from config.json
+        `decoder_start_token_id`), or None."""
         return self._ids.get(role)
 
     def _required(self, role: str, fallback: str | None = None) -> int:
