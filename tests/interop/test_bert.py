@@ -21,9 +21,11 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 import flax.linen as nn  # noqa: E402
 from flax import traverse_util  # noqa: E402
 
+from transformer_jax.errors import UserError  # noqa: E402
 from transformer_jax.interop import bert as hf_bert  # noqa: E402
-from transformer_jax.interop.family import UnsupportedConfig  # noqa: E402
+from transformer_jax.interop.family import Architecture, UnsupportedConfig  # noqa: E402
 from transformer_jax.models import bert as model_lib  # noqa: E402
+from transformer_jax.models.config import from_preset  # noqa: E402
 
 TOLERANCE = 1e-4
 # One small config for every class: D 32, 2 layers, 4 heads, F 64, V 99.
@@ -66,7 +68,8 @@ def hf_outputs(model, x) -> tuple[np.ndarray, ...]:
                     attention_mask=torch.tensor(x["valid"], dtype=torch.long),
                     token_type_ids=torch.tensor(x["types"], dtype=torch.long))
     keys = [k for k in ("prediction_logits", "seq_relationship_logits", "logits",
-                        "start_logits", "end_logits", "last_hidden_state", "pooler_output") if getattr(out, k, None) is not None]
+                        "start_logits", "end_logits", "last_hidden_state", "pooler_output")
+            if getattr(out, k, None) is not None]
     return tuple(getattr(out, k).numpy() for k in keys)
 
 
@@ -89,23 +92,21 @@ def imported(hf_config: dict, tensors: dict[str, np.ndarray]):
     return arch, params
 
 
-_APPLIES = {}
-
-
 def project_outputs(arch, params, x) -> tuple[np.ndarray, ...]:
-    """The project's model outputs (one jit per model config and head)."""
+    """The project's model outputs, after checking `params` has exactly its leaves.
+
+    Applied eagerly: every head reuses the same small op shapes, which is faster here than
+    compiling each model whole.
+    """
     model = hf_bert.model_for(dataclasses.replace(
         arch, model=arch.model.replace(deterministic=True)))
     if arch.hf_class.endswith("Model"):  # the encoder alone: (hidden, pooled)
         model, params = model_lib.BertEncoder(model.config), params["bert"]
-    key = (model.config, type(model).__name__, arch.num_labels)
-    if key not in _APPLIES:
-        _APPLIES[key] = jax.jit(lambda p, t, s: model.apply({"params": p}, t, s))
-        expected = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(x["tokens"]))
-        shapes = traverse_util.flatten_dict(jax.tree.map(lambda a: a.shape,
-                                                         nn.unbox(expected["params"])))
-        assert shapes == {k: v.shape for k, v in traverse_util.flatten_dict(params).items()}
-    out = _APPLIES[key](params, jnp.asarray(x["tokens"]), jnp.asarray(x["types"]))
+    tokens, types = jnp.asarray(x["tokens"]), jnp.asarray(x["types"])
+    expected = jax.eval_shape(model.init, jax.random.key(0), tokens)["params"]
+    shapes = traverse_util.flatten_dict(jax.tree.map(lambda a: a.shape, nn.unbox(expected)))
+    assert shapes == {k: v.shape for k, v in traverse_util.flatten_dict(params).items()}
+    out = model.apply({"params": params}, tokens, types)
     return tuple(np.asarray(o) for o in (out if isinstance(out, tuple) else (out,)))
 
 
@@ -186,11 +187,35 @@ def test_heads_and_fresh_parts():
     pooler = paths[("bert", "pooler", "dense", "kernel")]()  # not in this class: fresh
     assert pooler.shape == (32, 32) and 0.01 < pooler.std() < 0.03
     assert not read  # a fresh part reads nothing
-    with pytest.raises(Exception, match="no tensor 'classifier.weight'"):
+    with pytest.raises(UserError, match="no tensor 'classifier.weight'"):
         paths[("tagger", "dense", "kernel")]()
     # A project run with no Hugging Face class exports as its task's class.
     native = dataclasses.replace(arch, task="qa", num_labels=None, hf_class="")
     assert hf_bert.export(native, {})[0]["architectures"] == ["BertForQuestionAnswering"]
+
+
+def test_native_run_exports(tmp_path):
+    """A model trained here (no Hugging Face class, no token types) exports as its task's
+    class, and transformers gives its logits."""
+    config = from_preset("bert_tiny", vocab_size=SIZES["vocab_size"], num_layers=2, d_model=32,
+                         num_heads=4, mlp_dim=64, max_len=24, type_vocab_size=0,
+                         scan_layers=False, deterministic=True)
+    arch = Architecture(model=config, task="classify", num_labels=3)
+    model = hf_bert.model_for(arch)
+    x = inputs(roberta=False)
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(x["tokens"]))
+    rng = np.random.default_rng(2)  # random values everywhere: no unit scales, no zero biases
+    params = jax.tree.map(lambda a: rng.normal(0.0, 0.3, a.shape).astype(np.float32),
+                          nn.unbox(shapes["params"]))
+    hf_config, tensors = hf_bert.export(arch, params)
+    (tmp_path / "config.json").write_text(json.dumps(hf_config))
+    safetensors_numpy.save_file(dict(tensors), str(tmp_path / "model.safetensors"))
+    reloaded, info = transformers.BertForSequenceClassification.from_pretrained(
+        str(tmp_path), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    x["types"][:] = 0  # the exported model's one token type
+    ours = model.apply({"params": params}, jnp.asarray(x["tokens"]))
+    assert max(max_diff((np.asarray(ours),), hf_outputs(reloaded.eval(), x), x)) <= TOLERANCE
 
 
 BASE = dict(model_type="bert", **SIZES, architectures=["BertForMaskedLM"])

@@ -2,14 +2,14 @@
 
 The module itself is the `HFFamily` (see family.py) for `model_type` "bert" and "roberta".
 
-| Hugging Face class                 | task          | project heads (params)                    |
-|------------------------------------|---------------|-------------------------------------------|
-| BertModel / RobertaModel           | bert_pretrain | bert (MLM and NSP heads fresh)            |
-| BertForPreTraining                 | bert_pretrain | bert, mlm, nsp                            |
-| BertForMaskedLM / RobertaForMaskedLM | bert_pretrain | bert, mlm (pooler and NSP fresh if absent) |
-| …ForSequenceClassification         | classify      | bert, classifier                          |
-| …ForTokenClassification            | tagging       | bert, tagger (pooler fresh)               |
-| …ForQuestionAnswering              | qa            | bert, span (pooler fresh)                 |
+| Hugging Face class (Bert…/Roberta…) | task          | project params (top level)             |
+|-------------------------------------|---------------|----------------------------------------|
+| …Model                              | bert_pretrain | bert (mlm and nsp fresh)               |
+| BertForPreTraining                  | bert_pretrain | bert, mlm, nsp                         |
+| …ForMaskedLM                        | bert_pretrain | bert, mlm (pooler and nsp fresh if absent) |
+| …ForSequenceClassification          | classify      | bert, classifier                       |
+| …ForTokenClassification             | tagging       | bert, tagger (pooler fresh)            |
+| …ForQuestionAnswering               | qa            | bert, span (pooler fresh)              |
 
 "Fresh" parameters are the ones the Hugging Face class lacks but the project's model has; they
 are initialized as the project's initializers would (normal(initializer_range) kernels, zero
@@ -170,6 +170,7 @@ def import_params(
     offset = _position_offset(model_type, cfg.pad_id)
     shapes = _param_shapes(arch)
     links = {link.path: link for link in _links(model_type, arch.hf_class, cfg)}
+    assert set(links) <= set(shapes), sorted(set(links) - set(shapes))
     for path, shape in shapes.items():
         if path in links:
             yield path, _import_thunk(links[path], shape, cfg, offset, read)
@@ -223,6 +224,10 @@ def export(arch: Architecture, params: dict) -> tuple[dict, Iterator[tuple[str, 
         for link in _links(model_type, hf_class, cfg):
             if link.exported:
                 yield link.name, _to_hf(link.kind, _leaf(params, link.path), cfg, offset)
+        if not cfg.type_vocab_size:  # Hugging Face always adds a token type: add nothing
+            pre = "" if suffix == "Model" else f"{model_type}."
+            yield (f"{pre}embeddings.token_type_embeddings.weight",
+                   np.zeros((1, cfg.d_model), np.float32))
 
     return hf_config, tensors()
 
@@ -237,29 +242,29 @@ def _links(model_type: str, hf_class: str, cfg: ModelConfig) -> list[_Link]:
     pre = "" if suffix == "Model" else f"{model_type}."
     emb = ("bert", "embedder")
     links = [
-        _Link(emb + ("token_embed", "embedding"), f"{pre}embeddings.word_embeddings.weight"),
-        _Link(emb + ("position_embed", "embedding"),
+        _Link((*emb, "token_embed", "embedding"), f"{pre}embeddings.word_embeddings.weight"),
+        _Link((*emb, "position_embed", "embedding"),
               f"{pre}embeddings.position_embeddings.weight", "positions"),
-        *_norm(emb + ("embed_norm",), f"{pre}embeddings.LayerNorm"),
+        *_norm((*emb, "embed_norm"), f"{pre}embeddings.LayerNorm"),
     ]
     if cfg.type_vocab_size:
-        links.append(_Link(emb + ("type_embed", "embedding"),
+        links.append(_Link((*emb, "type_embed", "embedding"),
                            f"{pre}embeddings.token_type_embeddings.weight"))
     for i in range(cfg.num_layers):
         hf, ours = f"{pre}encoder.layer.{i}.", ("bert", "encoder", f"layers_{i}")
-        attn = ours + ("self_attention",)
+        attn = (*ours, "self_attention")
         for proj in ("query", "key", "value"):
-            links += [_Link(attn + (proj, "kernel"), f"{hf}attention.self.{proj}.weight",
+            links += [_Link((*attn, proj, "kernel"), f"{hf}attention.self.{proj}.weight",
                             "heads_in"),
-                      _Link(attn + (proj, "bias"), f"{hf}attention.self.{proj}.bias",
+                      _Link((*attn, proj, "bias"), f"{hf}attention.self.{proj}.bias",
                             "heads_bias")]
         links += [
-            _Link(attn + ("out", "kernel"), f"{hf}attention.output.dense.weight", "heads_out"),
-            _Link(attn + ("out", "bias"), f"{hf}attention.output.dense.bias"),
-            *_norm(ours + ("self_attention_norm",), f"{hf}attention.output.LayerNorm"),
-            *_dense(ours + ("mlp", "wi"), f"{hf}intermediate.dense"),
-            *_dense(ours + ("mlp", "wo"), f"{hf}output.dense"),
-            *_norm(ours + ("mlp_norm",), f"{hf}output.LayerNorm"),
+            _Link((*attn, "out", "kernel"), f"{hf}attention.output.dense.weight", "heads_out"),
+            _Link((*attn, "out", "bias"), f"{hf}attention.output.dense.bias"),
+            *_norm((*ours, "self_attention_norm"), f"{hf}attention.output.LayerNorm"),
+            *_dense((*ours, "mlp", "wi"), f"{hf}intermediate.dense"),
+            *_dense((*ours, "mlp", "wo"), f"{hf}output.dense"),
+            *_norm((*ours, "mlp_norm"), f"{hf}output.LayerNorm"),
         ]
     pooler = ("bert", "pooler", "dense")
     roberta = model_type == "roberta"
@@ -293,13 +298,13 @@ def _links(model_type: str, hf_class: str, cfg: ModelConfig) -> list[_Link]:
 
 def _dense(path: ParamPath, name: str, exported: bool = True) -> list[_Link]:
     """A torch Linear `name` as the project's dense layer at `path`."""
-    return [_Link(path + ("kernel",), f"{name}.weight", "linear", exported),
-            _Link(path + ("bias",), f"{name}.bias", "copy", exported)]
+    return [_Link((*path, "kernel"), f"{name}.weight", "linear", exported),
+            _Link((*path, "bias"), f"{name}.bias", "copy", exported)]
 
 
 def _norm(path: ParamPath, name: str) -> list[_Link]:
     """A torch LayerNorm `name` as the project's LayerNorm at `path`."""
-    return [_Link(path + ("scale",), f"{name}.weight"), _Link(path + ("bias",), f"{name}.bias")]
+    return [_Link((*path, "scale"), f"{name}.weight"), _Link((*path, "bias"), f"{name}.bias")]
 
 
 def _to_project(kind: str, x: np.ndarray, cfg: ModelConfig, offset: int) -> np.ndarray:
