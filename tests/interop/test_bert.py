@@ -98,7 +98,7 @@ def project_outputs(arch, params, x) -> tuple[np.ndarray, ...]:
     Applied eagerly: every head reuses the same small op shapes, which is faster here than
     compiling each model whole.
     """
-    model = hf_bert.model_for(dataclasses.replace(
+    model = hf_bert._model_for(dataclasses.replace(
         arch, model=arch.model.replace(deterministic=True)))
     if arch.hf_class.endswith("Model"):  # the encoder alone: (hidden, pooled)
         model, params = model_lib.BertEncoder(model.config), params["bert"]
@@ -178,9 +178,9 @@ def test_heads_and_fresh_parts():
     assert (arch.task, arch.num_labels) == ("tagging", 3)
     read = {}
 
-    def reader(name):
+    def reader(name):  # the core's reader raises UserError for an absent tensor
         read[name] = True
-        raise KeyError(name)
+        raise UserError(f"no tensor {name!r}")
 
     paths = {path: thunk for path, thunk in hf_bert.import_params(hf_config, arch, reader)}
     assert ("tagger", "dense", "kernel") in paths
@@ -201,7 +201,7 @@ def test_native_run_exports(tmp_path):
                          num_heads=4, mlp_dim=64, max_len=24, type_vocab_size=0,
                          scan_layers=False, deterministic=True)
     arch = Architecture(model=config, task="classify", num_labels=3)
-    model = hf_bert.model_for(arch)
+    model = hf_bert._model_for(arch)
     x = inputs(roberta=False)
     shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.asarray(x["tokens"]))
     rng = np.random.default_rng(2)  # random values everywhere: no unit scales, no zero biases

@@ -27,6 +27,7 @@ Weight layouts: a torch `Linear` weight is [out, in]; the project's dense kernel
 from __future__ import annotations
 
 import dataclasses
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -162,9 +163,10 @@ def import_params(
 ) -> Iterator[tuple[ParamPath, Callable[[], np.ndarray]]]:
     """Every leaf of the project's unrolled params with a thunk reading and converting it.
 
-    `read(name)` must raise KeyError for a tensor the checkpoint lacks: a part the Hugging Face
-    class does not have (e.g. BertForMaskedLM's pooler) is then initialized fresh, and a
-    LayerNorm saved under the old names (`gamma`, `beta`) is read under those.
+    `read(name)` raises KeyError or UserError for a tensor the checkpoint lacks: a part the
+    Hugging Face class does not have (e.g. BertForMaskedLM's pooler and NSP head) is then
+    initialized fresh, and a LayerNorm saved under the old names (`gamma`, `beta`) is read
+    under those.
     """
     model_type, cfg = hf_config["model_type"], arch.model
     offset = _position_offset(model_type, cfg.pad_id)
@@ -352,10 +354,12 @@ def _import_thunk(link: _Link, shape: tuple[int, ...], cfg: ModelConfig, offset:
                          (".LayerNorm.bias", ".LayerNorm.beta")):
             if link.name.endswith(new):
                 names.append(link.name[: -len(new)] + old)
+        absent = None
         for name in names:
             try:
                 value = _to_project(link.kind, read(name), cfg, offset)
-            except KeyError:
+            except (KeyError, UserError) as e:  # how a reader says the name is absent
+                absent = absent or e
                 continue
             if value.shape != shape:
                 raise UserError(f"checkpoint tensor {name!r} has shape {value.shape} in the "
@@ -363,8 +367,7 @@ def _import_thunk(link: _Link, shape: tuple[int, ...], cfg: ModelConfig, offset:
             return value
         if not link.exported:
             return _fresh(link.path, shape, cfg.init_std)
-        raise UserError(f"the checkpoint has no tensor {link.name!r} (the project's "
-                        f"{'/'.join(link.path)})")
+        raise absent
 
     return thunk
 
@@ -380,7 +383,7 @@ def _fresh(path: ParamPath, shape: tuple[int, ...], std: float) -> np.ndarray:
     return rng.normal(0.0, std, shape).astype(np.float32)
 
 
-def model_for(arch: Architecture) -> nn.Module:
+def _model_for(arch: Architecture) -> nn.Module:
     """The project's model that holds `arch`'s weights (what the task's build_model gives)."""
     cfg = arch.model
     if arch.task == "bert_pretrain":
@@ -395,7 +398,7 @@ def model_for(arch: Architecture) -> nn.Module:
 def _param_shapes(arch: Architecture) -> dict[ParamPath, tuple[int, ...]]:
     """Every unrolled parameter path of the project's model and its shape (no allocation)."""
     tokens = jnp.zeros((1, 2), jnp.int32)
-    shapes = jax.eval_shape(lambda: model_for(arch).init(jax.random.key(0), tokens))["params"]
+    shapes = jax.eval_shape(lambda: _model_for(arch).init(jax.random.key(0), tokens))["params"]
     flat = traverse_util.flatten_dict(nn.unbox(shapes))
     return {path: tuple(leaf.shape) for path, leaf in flat.items()}
 
@@ -464,3 +467,8 @@ def _preset(fields: dict) -> str:
                         "mlp_dim", "type_vocab_size", "activation", "norm_eps")):
             return name
     return "bert_base"
+
+
+# The registry's handle: this module is the family (model_types, architecture, import_params,
+# export are its attributes).
+FAMILY = sys.modules[__name__]
