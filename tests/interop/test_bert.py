@@ -250,3 +250,40 @@ def test_export_refuses_what_bert_cannot_express():
         bad = dataclasses.replace(arch, model=arch.model.replace(**change))
         with pytest.raises(UnsupportedConfig, match=field.replace("(", r"\(")):
             hf_bert.export(bad, {})
+
+
+def _texts() -> list[str]:
+    """A few hundred strings: unicode, accents, CJK, emoji, odd whitespace, code, numbers."""
+    words = ["Hello", "world", "café", "naïve", "Ünïcödé", "straße", "日本語", "中文字",
+             "Привет", "мир", "🙂", "emoji🎉", "ÅngSTRöm", "don't", "U.S.A.", "e-mail",
+             "3.14159", "1,000,000", "#hashtag", "@user", "https://x.org/a?b=c",
+             "def f(x):", "return x**2", "a_b = {'k': [1, 2]}", "if (a&&b) {}", "x+=1;",
+             "\t", "\n", "  ", "\u00a0", "\u3000", "\u200b", "tokenization", "unaffable",
+             "résumé", "Ελληνικά", "עברית", "العربية", "हिन्दी", "ไทย", "한국어", "¿Qué?"]
+    rng = np.random.default_rng(3)
+    texts = [*words, "", " ", "   leading and trailing   "]
+    while len(texts) < 300:
+        picked = rng.choice(len(words), rng.integers(1, 8))
+        texts.append(rng.choice(["", " ", "  ", "\t", "\n"]).join(words[i] for i in picked))
+    return texts
+
+
+def test_wordpiece_tokenizer_matches_transformers(tmp_path):
+    """The project's Hugging Face tokenizer encodes like transformers' BertTokenizer."""
+    hf_tokenizer = pytest.importorskip("transformer_jax.data.hf_tokenizer")
+    tokenizers = pytest.importorskip("tokenizers")
+    texts = _texts()
+    trainer = tokenizers.BertWordPieceTokenizer(lowercase=True)
+    trainer.train_from_iterator(texts[40:], vocab_size=300)  # some pieces stay unknown
+    trainer.save_model(str(tmp_path))
+    theirs = transformers.BertTokenizer(vocab_file=str(tmp_path / "vocab.txt"))
+    theirs.save_pretrained(tmp_path / "hf")
+    ours = hf_tokenizer.HFTokenizer.from_dir(tmp_path / "hf")
+    expected = theirs(texts, add_special_tokens=False)["input_ids"]
+    assert [ours.encode(t) for t in texts] == expected
+    assert any(theirs.unk_token_id in ids for ids in expected)  # unknown pieces exercised
+    for piece, want in (("[CLS]", theirs.cls_token_id), ("[SEP]", theirs.sep_token_id),
+                        ("[MASK]", theirs.mask_token_id), ("[PAD]", theirs.pad_token_id)):
+        assert ours.piece_id(piece) == want
+    assert (ours.pad_id, ours.unk_id, ours.vocab_size) == (
+        theirs.pad_token_id, theirs.unk_token_id, len(theirs))

@@ -399,8 +399,10 @@ def _param_shapes(arch: Architecture) -> dict[ParamPath, tuple[int, ...]]:
     """Every unrolled parameter path of the project's model and its shape (no allocation)."""
     tokens = jnp.zeros((1, 2), jnp.int32)
     shapes = jax.eval_shape(lambda: _model_for(arch).init(jax.random.key(0), tokens))["params"]
-    flat = traverse_util.flatten_dict(nn.unbox(shapes))
-    return {path: tuple(leaf.shape) for path, leaf in flat.items()}
+    # Boxed (logically partitioned) leaves: read the box's value, which, unlike nn.unbox,
+    # applies no sharding constraint (the core calls this inside its mesh).
+    flat = traverse_util.flatten_dict(shapes)
+    return {path: tuple(getattr(leaf, "value", leaf).shape) for path, leaf in flat.items()}
 
 
 def _leaf(params: dict, path: ParamPath) -> np.ndarray:
