@@ -40,13 +40,13 @@ class BertEncoder(nn.Module):
         Args:
           tokens: [B, T] ids.
           token_types: [B, T] segment (sentence A/B) ids; default all 0.
-          valid: [B, T] True for real tokens; default tokens != 0 (pad id).
+          valid: [B, T] True for real tokens; default tokens != config.pad_id.
 
         Returns:
           (hidden [B, T, D], pooled [B, D]).
         """
         b, t = tokens.shape
-        valid = tokens != 0 if valid is None else valid
+        valid = tokens != self.config.pad_id if valid is None else valid
         positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         x = self.embedder(tokens, positions, token_types)
         hidden = self.encoder(x, attention.padding_mask(valid, valid), positions)

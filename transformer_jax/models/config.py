@@ -43,6 +43,7 @@ class ModelConfig:
       position: "learned", "sinusoidal", "rope" or "none".
       rope_theta: RoPE base frequency.
       type_vocab_size: token-type (segment) embeddings; 0 disables them.
+      pad_id: the padding token id, which the BERT encoder masks out of attention (RoBERTa: 1).
       use_bias: biases on all dense projections.
       tie_embeddings: the output projection reuses the input embedding.
       scale_embeddings: multiply embeddings by sqrt(D) (original Transformer).
@@ -78,6 +79,7 @@ class ModelConfig:
     position: str = "learned"
     rope_theta: float = 10_000.0
     type_vocab_size: int = 0
+    pad_id: int = 0
     use_bias: bool = True
     tie_embeddings: bool = True
     scale_embeddings: bool = False
