@@ -81,12 +81,18 @@ FAMILIES = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
-def case(request):
-    family, build = FAMILIES[request.param]
-    model, hf_config = build()
-    arch, params = import_tree(family, hf_config, hf_tensors(model))
-    return request.param, family, model, hf_config, arch, params
+_CASES: dict = {}
+
+
+def _case(name: str):
+    """(name, family module, HF model, its config dict, Architecture, imported params), built
+    once per module."""
+    if name not in _CASES:
+        family, build = FAMILIES[name]
+        model, hf_config = build()
+        arch, params = import_tree(family, hf_config, hf_tensors(model))
+        _CASES[name] = (name, family, model, hf_config, arch, params)
+    return _CASES[name]
 
 
 def _inputs(arch):
@@ -110,11 +116,35 @@ def _hf_logits(model, source, target, pad):
     return out.logits.numpy()
 
 
-def test_logits_match_hugging_face(case):
-    name, _, model, _, arch, params = case
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_logits_match_hugging_face(name):
+    name, _, model, _, arch, params = _case(name)
     source, target = _inputs(arch)
     ours = EncoderDecoder(arch.model).apply({"params": params}, jnp.asarray(source),
                                             jnp.asarray(target))
     diff = np.abs(np.asarray(ours) - _hf_logits(model, source, target, arch.model.pad_id))
     print(f"{name}: max abs logit difference {diff.max():.2e}")
     assert diff.max() <= TOL
+
+
+@pytest.mark.parametrize("name", ["t5_v1_0", "t5_v1_1", "marian"])
+def test_greedy_decoding_matches_hugging_face_generate(name):
+    """Cached greedy decoding (KV cache, cross cache, relative bias rows) = HF `generate`."""
+    name, _, model, _, arch, params = _case(name)
+    source, _ = _inputs(arch)
+    model.generation_config.eos_token_id = None  # run all DECODE_STEPS steps
+    with torch.no_grad():
+        hf = model.generate(
+            input_ids=torch.tensor(source, dtype=torch.long),
+            attention_mask=torch.tensor(source != arch.model.pad_id, dtype=torch.long),
+            do_sample=False, num_beams=1, max_new_tokens=DECODE_STEPS,
+            min_new_tokens=DECODE_STEPS, eos_token_id=None, forced_eos_token_id=None,
+            bad_words_ids=None,
+        ).numpy()
+    assert hf.shape[1] == DECODE_STEPS + 1 and (hf[:, 0] == arch.model.decoder_start_id).all()
+    decoder = EncoderDecoder(arch.model.replace(decode=True, deterministic=True))
+    # eos_id VOCAB is never chosen, so no row stops; the last of M + 1 steps is forced.
+    ours = seq2seq_decoding.sample(decoder, params, jnp.asarray(source),
+                                   max_decode_len=DECODE_STEPS + 1,
+                                   bos_id=arch.model.decoder_start_id, eos_id=VOCAB)
+    np.testing.assert_array_equal(np.asarray(ours)[:, :DECODE_STEPS], hf[:, 1:])
