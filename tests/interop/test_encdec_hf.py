@@ -212,3 +212,35 @@ def test_two_pass_layernorm_matches_torch_where_the_fast_form_does_not():
     print(f"max |flax - torch| LayerNorm at mean/std=100: fast {errors[False]:.1e}, "
           f"two-pass {errors[True]:.1e}")
     assert errors[True] <= 5e-5 and errors[False] > 1e-3  # float32 rounding of a mean of 100
+
+
+def test_paper_sinusoid_is_marians_table():
+    from transformer_jax.models import position
+
+    _, _, model, _, arch, _ = _case("marian")
+    table = model.model.encoder.embed_positions.weight.detach().numpy()  # [P, D]
+    ours = position.sinusoidal(jnp.arange(table.shape[0])[None], arch.model.d_model,
+                               timescales="paper")[0]
+    np.testing.assert_allclose(np.asarray(ours), table, atol=2e-5)
+    t2t = position.sinusoidal(jnp.arange(table.shape[0])[None], arch.model.d_model)[0]
+    assert np.abs(np.asarray(t2t) - table).max() > 0.1  # the t2t timescales are not Marian's
+
+
+@pytest.mark.parametrize("name", ["t5_v1_1", "bart"])
+def test_scanned_layers_give_the_unrolled_logits(name):
+    """The relative bias and the decoder embedder work the same under nn.scan."""
+    import jax
+
+    _, _, _, _, arch, params = _case(name)
+    cfg = arch.model
+    scanned = dict(params)
+    for stack, num in (("encoder", cfg.num_layers), ("decoder", cfg.decoder_layers)):
+        rest = {k: v for k, v in params[stack].items() if not k.startswith("layers_")}
+        blocks = [params[stack][f"layers_{i}"] for i in range(num)]
+        scanned[stack] = {**rest, "layers": {"block": jax.tree.map(
+            lambda *xs: np.stack(xs), *blocks)}}
+    source, target = _inputs(arch)
+    unrolled = EncoderDecoder(cfg).apply({"params": params}, source, target)
+    stacked = EncoderDecoder(cfg.replace(scan_layers=True)).apply({"params": scanned}, source,
+                                                                 target)
+    np.testing.assert_allclose(np.asarray(stacked), np.asarray(unrolled), atol=1e-5)
