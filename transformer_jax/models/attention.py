@@ -166,8 +166,9 @@ class MultiHeadAttention(nn.Module):
 
         Args:
           x: [B, T, D] queries' input.
-          mask: [B|1, 1, T, S] boolean. Ignored for cached self-attention, whose causal mask
-            comes from the cache index.
+          mask: [B|1, 1, T, S] boolean. For cached self-attention the causal mask comes from
+            the cache index, and `mask` is None or a [B, 1, 1, S_cache] key mask over the
+            cache's positions (False: a padding position, e.g. of a left-padded prompt).
           positions: [B, T] positions of x (RoPE; required when decoding with RoPE).
           context: [B, S, D] encoder output for cross-attention. When decoding, the cross
             keys/values are computed from it once and cached; pass None on later steps to
@@ -204,7 +205,7 @@ class MultiHeadAttention(nn.Module):
             if self.cross:
                 k, v = self._cross_cache(k, v)
             else:
-                k, v, mask, bias = self._update_cache(k, v, bias)
+                k, v, mask, bias = self._update_cache(k, v, bias, mask)
             out = einsum_attention(
                 q, k, v, mask, bias=bias, scaled=cfg.scaled_attention, heads_major=True
             )  # [B, T, N, H]
@@ -250,7 +251,11 @@ class MultiHeadAttention(nn.Module):
         return cached_k.value, cached_v.value
 
     def _update_cache(
-        self, k: jax.Array, v: jax.Array, bias: jax.Array | None = None
+        self,
+        k: jax.Array,
+        v: jax.Array,
+        bias: jax.Array | None = None,
+        key_mask: jax.Array | None = None,
     ) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...], jax.Array, jax.Array | None]:
         """Appends this chunk's keys/values to the cache; returns what the chunk attends to.
 
@@ -265,6 +270,8 @@ class MultiHeadAttention(nn.Module):
           k, v: [B, T, K, H] this chunk's keys and values.
           bias: [B|1, N, T, max_len] logits bias against key positions 0 .. max_len - 1, or
             None.
+          key_mask: [B, 1, 1, S_cache] boolean, False at padding positions of the cache, or
+            None (all real).
 
         Returns:
           key blocks and value blocks for `einsum_attention(heads_major=True)`, their
@@ -289,6 +296,9 @@ class MultiHeadAttention(nn.Module):
         mask = jnp.concatenate(
             [jnp.broadcast_to(earlier, (1, 1, t, earlier.shape[0])), causal_mask(t)], axis=-1
         )
+        if key_mask is not None:
+            chunk_valid = lax.dynamic_slice_in_dim(key_mask, start, t, axis=-1)
+            mask = mask & jnp.concatenate([key_mask, chunk_valid], axis=-1)
         if bias is not None:
             if old_k.shape[2] > bias.shape[-1]:
                 raise ValueError(f"a cache of {old_k.shape[2]} positions exceeds model.max_len="
