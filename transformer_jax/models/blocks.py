@@ -16,7 +16,6 @@ from transformer_jax.models import layers
 from transformer_jax.models.attention import MultiHeadAttention
 from transformer_jax.models.config import ModelConfig
 
-
 GATED = ("swiglu", "geglu", "geglu_tanh")  # activation(x W_gate) * (x W_up)
 
 

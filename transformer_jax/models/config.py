@@ -232,6 +232,7 @@ _TRANSFORMER = dict(
     pre_ln=False,
     final_norm=False,
     position="sinusoidal",
+    sinusoidal_timescales="paper",  # 10000^(-2i/D), as the paper and Marian
     use_bias=True,
     tie_embeddings=True,
     scale_embeddings=True,
