@@ -1,9 +1,10 @@
 """Pairs of texts -> fixed-shape encoder-decoder examples, with length filtering/truncation.
 
-An example is three int32 arrays (0 = padding):
+An example is three int32 arrays (padded with `pad_id`, default 0):
   source        [S]  source tokens + [eos]
-  target_inputs [T]  [bos] + target tokens        (the decoder's shifted input)
-  targets       [T]  target tokens + [eos]        (loss weight: targets != 0)
+  target_inputs [T]  [start] + target tokens      (the decoder's shifted input; start: bos
+                                                   unless given, e.g. T5's pad id)
+  targets       [T]  target tokens + [eos]        (loss weight: targets != pad_id)
 Over-long examples are cut to S / T (`long_examples="truncate"`, keeping the final EOS) or
 left out (`"drop"`); pairs with an empty side are always left out. One pass over the split
 counts what happens to every pair (reported in `LengthReport`); examples are then built
@@ -51,13 +52,16 @@ class LengthReport:
 
 
 def encode_pair(tokenizer: TextTokenizer, source: str, target: str, max_source_len: int,
-                max_target_len: int) -> dict[str, np.ndarray]:
+                max_target_len: int, pad_id: int = 0,
+                start_id: int | None = None) -> dict[str, np.ndarray]:
     """One example (see the module docstring); over-long sides are truncated.
 
     Args:
       tokenizer: the shared source/target tokenizer.
       source, target: the texts.
       max_source_len, max_target_len: S and T.
+      pad_id: the padding id.
+      start_id: the decoder's first input (None: the tokenizer's bos).
 
     Returns:
       {"source": [S], "target_inputs": [T], "targets": [T]} int32.
@@ -66,17 +70,19 @@ def encode_pair(tokenizer: TextTokenizer, source: str, target: str, max_source_l
     tgt = tokenizer.encode(target)[: max_target_len - 1]
     out = {
         "source": src,
-        "target_inputs": [tokenizer.bos_id, *tgt],
+        "target_inputs": [tokenizer.bos_id if start_id is None else start_id, *tgt],
         "targets": [*tgt, tokenizer.eos_id],
     }
     lengths = {"source": max_source_len, "target_inputs": max_target_len,
                "targets": max_target_len}
-    return {k: np.pad(np.asarray(v, np.int32), (0, lengths[k] - len(v))) for k, v in out.items()}
+    return {k: np.pad(np.asarray(v, np.int32), (0, lengths[k] - len(v)), constant_values=pad_id)
+            for k, v in out.items()}
 
 
-def encode_source(tokenizer: TextTokenizer, texts: list[str], max_source_len: int) -> np.ndarray:
-    """[N, S] int32 encoder inputs for raw texts (truncated; for decoding new inputs)."""
-    rows = np.zeros((len(texts), max_source_len), np.int32)
+def encode_source(tokenizer: TextTokenizer, texts: list[str], max_source_len: int,
+                  pad_id: int = 0) -> np.ndarray:
+    """[N, S] int32 encoder inputs for raw texts (truncated, padded with `pad_id`)."""
+    rows = np.full((len(texts), max_source_len), pad_id, np.int32)
     for i, text in enumerate(texts):
         ids = [*tokenizer.encode(text)[:max_source_len - 1], tokenizer.eos_id]
         rows[i, : len(ids)] = ids
@@ -91,6 +97,7 @@ class Seq2SeqExamples:
       tokenizer: the shared tokenizer.
       max_source_len, max_target_len: S and T.
       long_examples: "truncate" or "drop".
+      pad_id, start_id: see `encode_pair`.
 
     Attributes:
       indices: [N] positions in `pairs` of the kept examples, in order.
@@ -99,7 +106,8 @@ class Seq2SeqExamples:
     """
 
     def __init__(self, pairs, tokenizer: TextTokenizer, max_source_len: int, max_target_len: int,
-                 long_examples: str = "truncate"):
+                 long_examples: str = "truncate", pad_id: int = 0,
+                 start_id: int | None = None):
         if long_examples not in LONG_EXAMPLES:
             raise UserError(f"data.long_examples={long_examples!r} must be one of "
                             f"{list(LONG_EXAMPLES)}")
@@ -125,6 +133,7 @@ class Seq2SeqExamples:
         logging.info("%s %s: %s", getattr(pairs, "name", "pairs"), pairs.split, self.report)
         self._pairs, self._tokenizer = pairs, tokenizer
         self._lengths = (max_source_len, max_target_len)
+        self._ids = (pad_id, start_id)
         self.dataset = grain.MapDataset.range(len(kept)).map(self.example)
 
     def __len__(self) -> int:
@@ -136,4 +145,4 @@ class Seq2SeqExamples:
 
     def example(self, index: int) -> dict[str, np.ndarray]:
         """The featurized kept example `index`."""
-        return encode_pair(self._tokenizer, *self.pair(index), *self._lengths)
+        return encode_pair(self._tokenizer, *self.pair(index), *self._lengths, *self._ids)

@@ -68,7 +68,7 @@ def reorder_cache(cache: Any, parents: jax.Array) -> Any:
 def _beam_search(params, source, *, model, beam_size, alpha, max_decode_len, bos_id, eos_id,
                  len_a, len_b):
     b, k, m = source.shape[0], beam_size, max_decode_len
-    limits = seq2seq_decode.length_limits(source, m, len_a, len_b)  # [B]
+    limits = seq2seq_decode.length_limits(source, m, len_a, len_b, model.config.pad_id)  # [B]
     flat_source = _tile(source, k)  # [B * K, S]
     encoded = model.apply({"params": params}, flat_source, method=EncoderDecoder.encode)
     cache = seq2seq_decode.empty_cache(model, flat_source, m + 1)
@@ -142,10 +142,10 @@ def beam_search(
     Args:
       model: `EncoderDecoder` with `decode=True, deterministic=True`.
       params: its parameters.
-      source: [B, S] int source ids, 0-padded.
+      source: [B, S] int source ids, padded with `model.config.pad_id`.
       beam_size: K (1 is greedy when alpha is 0).
       max_decode_len: M, the static output length.
-      bos_id, eos_id: target start and end ids.
+      bos_id, eos_id: the decoder start id and the end id.
       alpha: GNMT length-penalty exponent (0 = plain log-probability).
       len_a, len_b: a row emits at most a * (its source length) + b tokens, EOS included
         (default: M); EOS is forced there.

@@ -30,12 +30,14 @@ def check_decoder(model: nn.Module) -> None:
         )
 
 
-def length_limits(source: jax.Array, max_len: int, len_a: float, len_b: int) -> jax.Array:
+def length_limits(
+    source: jax.Array, max_len: int, len_a: float, len_b: int, pad_id: int = 0
+) -> jax.Array:
     """[B] int32 output-token limits (EOS included): min(max_len, a * source length + b), >= 1.
 
-    The source length counts its non-padding tokens.
+    The source length counts its tokens other than `pad_id`.
     """
-    src_len = jnp.sum(source != 0, axis=-1).astype(jnp.float32)
+    src_len = jnp.sum(source != pad_id, axis=-1).astype(jnp.float32)
     return jnp.clip(jnp.floor(len_a * src_len + len_b), 1, max_len).astype(jnp.int32)
 
 
@@ -103,7 +105,7 @@ def force_eos(logits: jax.Array, step: jax.Array, limits: jax.Array, eos_id: int
 def _sample(params, source, rng, *, model, max_decode_len, temperature, top_k, top_p, bos_id,
             eos_id, len_a, len_b):
     b = source.shape[0]
-    limits = length_limits(source, max_decode_len, len_a, len_b)
+    limits = length_limits(source, max_decode_len, len_a, len_b, model.config.pad_id)
     encoded = model.apply({"params": params}, source, method=EncoderDecoder.encode)
     cache = empty_cache(model, source, max_decode_len + 1)
     logits, cache = decode_step(
@@ -137,9 +139,10 @@ def sample(
     Args:
       model: `EncoderDecoder` with `decode=True, deterministic=True`.
       params: its parameters.
-      source: [B, S] int source ids, 0-padded.
+      source: [B, S] int source ids, padded with `model.config.pad_id`.
       max_decode_len: M, the static output length.
-      bos_id, eos_id: target start and end ids; a row stops after its EOS.
+      bos_id, eos_id: the decoder start id (e.g. `config.decoder_start_id`: the pad id in
+        T5 and Marian) and the end id; a row stops after its EOS.
       rng: PRNG key (unused when greedy).
       temperature, top_k, top_p: see `sampling.sample_logits`.
       len_a, len_b: a row emits at most a * (its source length) + b tokens, EOS included

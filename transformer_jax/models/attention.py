@@ -2,7 +2,8 @@
 
 Shape legend: B batch, T query length, S key/value length, D d_model, N query heads,
 K key/value heads (K divides N; K < N is grouped-query attention), G = N // K, H head dim.
-Masks are boolean, True = may attend, shaped [B or 1, 1, T, S].
+Masks are boolean, True = may attend, shaped [B or 1, 1, T, S]; an optional additive logits
+bias (T5's relative positions) is shaped [B or 1, N, T, S].
 """
 
 from __future__ import annotations
@@ -50,17 +51,21 @@ def dot_product_attention(
     v: jax.Array,
     mask: jax.Array | None,
     *,
+    bias: jax.Array | None = None,
+    scaled: bool = True,
     implementation: str = "xla",
     dropout_rate: float = 0.0,
     dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
-    """softmax(q k^T / sqrt(H) + mask) v.
+    """softmax(q k^T / sqrt(H) + bias + mask) v.
 
     Args:
       q: [B, T, N, H] queries.
       k: [B, S, K, H] keys.
       v: [B, S, K, H] values.
       mask: [B|1, 1, T, S] boolean or None.
+      bias: [B|1, N, T, S] added to the logits, or None.
+      scaled: divide q k^T by sqrt(H) (False: T5's unscaled logits).
       implementation: "xla" or "cudnn", for `jax.nn.dot_product_attention`.
       dropout_rate: attention-probability dropout; needs `dropout_rng`. Fused kernels have no
         dropout, so with dropout an explicit einsum path (same math) is used.
@@ -70,8 +75,12 @@ def dot_product_attention(
       [B, T, N, H].
     """
     if dropout_rate == 0.0:
-        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)
-    return einsum_attention(q, k, v, mask, dropout_rate=dropout_rate, dropout_rng=dropout_rng)
+        return jax.nn.dot_product_attention(
+            q, k, v, bias=bias, mask=mask, scale=None if scaled else 1.0,
+            implementation=implementation,
+        )
+    return einsum_attention(q, k, v, mask, bias=bias, scaled=scaled, dropout_rate=dropout_rate,
+                            dropout_rng=dropout_rng)
 
 
 def einsum_attention(
@@ -80,11 +89,13 @@ def einsum_attention(
     v: jax.Array | tuple[jax.Array, ...],
     mask: jax.Array | None,
     *,
+    bias: jax.Array | None = None,
+    scaled: bool = True,
     heads_major: bool = False,
     dropout_rate: float = 0.0,
     dropout_rng: jax.Array | None = None,
 ) -> jax.Array:
-    """softmax(q k^T / sqrt(H) + mask) v written as einsums (same math as above).
+    """softmax(q k^T / sqrt(H) + bias + mask) v written as einsums (same math as above).
 
     Args:
       q: [B, T, N, H] queries.
@@ -92,6 +103,8 @@ def einsum_attention(
         along S, attended as if concatenated (without copying them into one array).
       v: [B, S, K, H] values, or [B, K, H, S] when `heads_major`; blocks as in `k`.
       mask: [B|1, 1, T, S] boolean or None (S: all blocks together).
+      bias: [B|1, N, T, S] added to the logits (S: all blocks together), or None.
+      scaled: divide q k^T by sqrt(H).
       heads_major: the layout of the decoding caches: with the heads ahead of the length and
         the values transposed, both products are plain matrix-vector products over the cache
         as it lies in memory (no per-step transpose of the cache on CPU).
@@ -111,7 +124,11 @@ def einsum_attention(
         [jnp.einsum(f"BTKGH,{k_spec}->BKGTS", qg, kb, preferred_element_type=jnp.float32)
          for kb in ks], axis=-1,
     )  # [B, K, G, T, S]
-    logits = logits / jnp.sqrt(h).astype(jnp.float32)
+    if scaled:
+        logits = logits / jnp.sqrt(h).astype(jnp.float32)
+    if bias is not None:
+        bias = bias.reshape(bias.shape[0], kv_heads, n // kv_heads, *bias.shape[2:])
+        logits = logits + bias.astype(jnp.float32)  # [B, K, G, T, S]
     if mask is not None:
         logits = jnp.where(mask[:, :, None], logits, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(logits, axis=-1)
@@ -143,17 +160,22 @@ class MultiHeadAttention(nn.Module):
         mask: jax.Array | None,
         positions: jax.Array | None = None,
         context: jax.Array | None = None,
+        bias: jax.Array | None = None,
     ) -> jax.Array:
         """Attends from x to itself (or to `context` when `cross`).
 
         Args:
           x: [B, T, D] queries' input.
-          mask: [B|1, 1, T, S] boolean. Ignored for cached self-attention, whose causal mask
-            comes from the cache index.
+          mask: [B|1, 1, T, S] boolean. For cached self-attention the causal mask comes from
+            the cache index, and `mask` is None or a [B, 1, 1, S_cache] key mask over the
+            cache's positions (False: a padding position, e.g. of a left-padded prompt).
           positions: [B, T] positions of x (RoPE; required when decoding with RoPE).
           context: [B, S, D] encoder output for cross-attention. When decoding, the cross
             keys/values are computed from it once and cached; pass None on later steps to
             reuse the cache.
+          bias: [B|1, N, T, S] logits bias of self-attention, or None. When decoding, its
+            keys are the cache positions 0 .. max_len - 1 (the cache's write index is the
+            position of the chunk's first token).
 
         Returns:
           [B, T, D].
@@ -183,12 +205,16 @@ class MultiHeadAttention(nn.Module):
             if self.cross:
                 k, v = self._cross_cache(k, v)
             else:
-                k, v, mask = self._update_cache(k, v)
-            out = einsum_attention(q, k, v, mask, heads_major=True)  # [B, T, N, H]
+                k, v, mask, bias = self._update_cache(k, v, bias, mask)
+            out = einsum_attention(
+                q, k, v, mask, bias=bias, scaled=cfg.scaled_attention, heads_major=True
+            )  # [B, T, N, H]
         else:
             dropout_rate = 0.0 if cfg.deterministic else cfg.attention_dropout_rate
             out = dot_product_attention(
                 q, k, v, mask,
+                bias=bias,
+                scaled=cfg.scaled_attention,
                 implementation=cfg.attention_impl,
                 dropout_rate=dropout_rate,
                 dropout_rng=self.make_rng("dropout") if dropout_rate > 0 else None,
@@ -225,8 +251,12 @@ class MultiHeadAttention(nn.Module):
         return cached_k.value, cached_v.value
 
     def _update_cache(
-        self, k: jax.Array, v: jax.Array
-    ) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...], jax.Array]:
+        self,
+        k: jax.Array,
+        v: jax.Array,
+        bias: jax.Array | None = None,
+        key_mask: jax.Array | None = None,
+    ) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...], jax.Array, jax.Array | None]:
         """Appends this chunk's keys/values to the cache; returns what the chunk attends to.
 
         The cache is created by `init` with the input's shape, so initialize a decoding model
@@ -238,10 +268,15 @@ class MultiHeadAttention(nn.Module):
 
         Args:
           k, v: [B, T, K, H] this chunk's keys and values.
+          bias: [B|1, N, T, max_len] logits bias against key positions 0 .. max_len - 1, or
+            None.
+          key_mask: [B, 1, 1, S_cache] boolean, False at padding positions of the cache, or
+            None (all real).
 
         Returns:
-          key blocks and value blocks for `einsum_attention(heads_major=True)`, and their
-          [1, 1, T, S + T] mask: the cache's earlier positions, then causal within the chunk.
+          key blocks and value blocks for `einsum_attention(heads_major=True)`, their
+          [1, 1, T, S + T] mask (the cache's earlier positions, then causal within the
+          chunk) and the matching [B|1, N, T, S + T] bias (or None).
         """
         k, v = heads_major(k), heads_major(v, values=True)  # [B, K, T, H], [B, K, H, T]
         t = k.shape[2]
@@ -249,9 +284,11 @@ class MultiHeadAttention(nn.Module):
         cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
         cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
         index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+        start = index.value
+        chunk_bias = None if bias is None else lax.dynamic_slice_in_dim(bias, start, t, axis=-1)
         if not initialized:
-            return (k,), (v,), causal_mask(t)
-        old_k, old_v, start = cached_k.value, cached_v.value, index.value
+            return (k,), (v,), causal_mask(t), chunk_bias
+        old_k, old_v = cached_k.value, cached_v.value
         cached_k.value = lax.dynamic_update_slice(old_k, k, (0, 0, start, 0))
         cached_v.value = lax.dynamic_update_slice(old_v, v, (0, 0, 0, start))
         index.value = start + t
@@ -259,7 +296,15 @@ class MultiHeadAttention(nn.Module):
         mask = jnp.concatenate(
             [jnp.broadcast_to(earlier, (1, 1, t, earlier.shape[0])), causal_mask(t)], axis=-1
         )
-        return (old_k, k), (old_v, v), mask
+        if key_mask is not None:
+            chunk_valid = lax.dynamic_slice_in_dim(key_mask, start, t, axis=-1)
+            mask = mask & jnp.concatenate([key_mask, chunk_valid], axis=-1)
+        if bias is not None:
+            if old_k.shape[2] > bias.shape[-1]:
+                raise ValueError(f"a cache of {old_k.shape[2]} positions exceeds model.max_len="
+                                 f"{bias.shape[-1]} (the relative bias's key positions)")
+            bias = jnp.concatenate([bias[..., : old_k.shape[2]], chunk_bias], axis=-1)
+        return (old_k, k), (old_v, v), mask, bias
 
 
 def heads_major(x: jax.Array, values: bool = False) -> jax.Array:

@@ -16,9 +16,11 @@ from transformer_jax.models import layers
 from transformer_jax.models.attention import MultiHeadAttention
 from transformer_jax.models.config import ModelConfig
 
+GATED = ("swiglu", "geglu", "geglu_tanh")  # activation(x W_gate) * (x W_up)
+
 
 class Mlp(nn.Module):
-    """Position-wise feed-forward: D -> F -> D, plain or gated (SwiGLU/GeGLU)."""
+    """Position-wise feed-forward: D -> F -> D, plain or gated (SwiGLU/GeGLU/tanh-GeGLU)."""
 
     config: ModelConfig
 
@@ -26,7 +28,7 @@ class Mlp(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """[B, T, D] -> [B, T, D]."""
         cfg = self.config
-        if cfg.activation in ("swiglu", "geglu"):
+        if cfg.activation in GATED:
             gate = layers.dense(cfg, cfg.mlp_dim, ("embed", "mlp"), name="wi_gate")(x)
             up = layers.dense(cfg, cfg.mlp_dim, ("embed", "mlp"), name="wi_up")(x)
             hidden = layers.activation(cfg.activation, gate) * up
@@ -58,6 +60,7 @@ class TransformerBlock(nn.Module):
         positions: jax.Array | None,
         context: jax.Array | None = None,
         context_mask: jax.Array | None = None,
+        bias: jax.Array | None = None,
     ) -> jax.Array:
         """One layer.
 
@@ -67,6 +70,7 @@ class TransformerBlock(nn.Module):
           positions: [B, T] (for RoPE).
           context: [B, S, D] encoder output (cross blocks only).
           context_mask: [B|1, 1, T, S] cross-attention mask.
+          bias: [B|1, N, T, T] self-attention logits bias (relative positions), or None.
 
         Returns:
           [B, T, D].
@@ -75,7 +79,9 @@ class TransformerBlock(nn.Module):
         x = layers.constrain(x, layers.ACT_BTD)
         x = self._sublayer(
             x, "self_attention",
-            lambda h: MultiHeadAttention(cfg, name="self_attention")(h, mask, positions),
+            lambda h: MultiHeadAttention(cfg, name="self_attention")(
+                h, mask, positions, bias=bias
+            ),
         )
         if self.cross:
             x = self._sublayer(

@@ -34,16 +34,17 @@ class ModelConfig:
       num_kv_heads: K, key/value heads (None: N; K < N is grouped-query attention).
       head_dim: H (None: D // N).
       mlp_dim: F, hidden width of the MLP.
-      activation: "gelu" (exact erf), "gelu_tanh", "relu", "swiglu" or "geglu".
+      activation: "gelu" (exact erf), "gelu_tanh", "relu", "silu", "swiglu", "geglu" (erf
+        gate) or "geglu_tanh" (tanh-GELU gate: T5 v1.1 "gated-gelu").
       norm: "layernorm" or "rmsnorm".
       norm_eps: epsilon of every norm.
       pre_ln: pre-LN blocks (GPT-2) when True, post-LN (BERT, original Transformer) when False.
       final_norm: a norm after the last block (needed for pre-LN stacks).
       embed_norm: a norm right after the embeddings (BERT).
-      position: "learned", "sinusoidal", "rope" or "none".
+      position: "learned", "sinusoidal", "rope", "relative" (T5's bucketed relative attention
+        bias, models/relative_position.py) or "none".
       rope_theta: RoPE base frequency.
       type_vocab_size: token-type (segment) embeddings; 0 disables them.
-      pad_id: the padding token id, which the BERT encoder masks out of attention (RoBERTa: 1).
       use_bias: biases on all dense projections.
       tie_embeddings: the output projection reuses the input embedding.
       scale_embeddings: multiply embeddings by sqrt(D) (original Transformer).
@@ -55,6 +56,25 @@ class ModelConfig:
       scan_layers: stack layers with `nn.scan` (one compiled layer) instead of unrolling.
       remat_policy: "none", "full", "dots", "dots_with_no_batch_dims" (see models/stack.py).
       init_std: stddev of the normal initializer of embeddings and projections.
+      norm_two_pass: norms compute the variance as mean((x - mean)^2) (torch's form) instead
+        of mean(x^2) - mean^2 (Flax's fast form, off by ~3e-3 when |mean| >> std).
+      scaled_attention: divide q.k by sqrt(H) (False: T5's unscaled logits).
+      relative_buckets: buckets of the relative attention bias (position="relative").
+      relative_max_distance: the distance beyond which relative positions share a bucket.
+      sinusoidal_timescales: "t2t" (10000^(-i/(D/2-1)), tensor2tensor) or "paper"
+        (10000^(-2i/D), "Attention Is All You Need" and Marian); see position.sinusoidal.
+      position_offset: learned positions are looked up at position + offset, in a table of
+        max_len + offset rows (BART: 2).
+      decoder_embedder: the decoder of an encoder-decoder has its own position table and
+        embedding norm (BART); the token table stays shared.
+      final_logits_bias: a learned [V] bias added to the encoder-decoder's logits (BART,
+        Marian).
+      scale_decoder_output: multiply the decoder output by D**-0.5 before the output
+        projection (T5 v1.0).
+      pad_id: the padding token id: masked out of attention, loss weights and lengths
+        (RoBERTa: 1; T5 and Marian decoders also start with it).
+      decoder_start_id: the first decoder input id (None: the tokenizer's bos; T5 and Marian
+        start with the pad id).
       deterministic: disable dropout (eval, decode).
       decode: keep a KV cache and process tokens incrementally.
       preset: the preset name this config came from (recorded in checkpoints).
@@ -79,7 +99,6 @@ class ModelConfig:
     position: str = "learned"
     rope_theta: float = 10_000.0
     type_vocab_size: int = 0
-    pad_id: int = 0
     use_bias: bool = True
     tie_embeddings: bool = True
     scale_embeddings: bool = False
@@ -91,6 +110,17 @@ class ModelConfig:
     scan_layers: bool = True
     remat_policy: str = "none"
     init_std: float = 0.02
+    norm_two_pass: bool = False
+    scaled_attention: bool = True
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
+    sinusoidal_timescales: str = "t2t"
+    position_offset: int = 0
+    decoder_embedder: bool = False
+    final_logits_bias: bool = False
+    scale_decoder_output: bool = False
+    pad_id: int = 0
+    decoder_start_id: int | None = None
     deterministic: bool = False
     decode: bool = False
     preset: str = ""
@@ -98,9 +128,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         checks = {
             "family": (self.family, ("gpt", "bert", "encdec")),
-            "activation": (self.activation, ("gelu", "gelu_tanh", "relu", "swiglu", "geglu")),
+            "activation": (
+                self.activation,
+                ("gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu", "geglu_tanh"),
+            ),
             "norm": (self.norm, ("layernorm", "rmsnorm")),
-            "position": (self.position, ("learned", "sinusoidal", "rope", "none")),
+            "position": (self.position, ("learned", "sinusoidal", "rope", "relative", "none")),
+            "sinusoidal_timescales": (self.sinusoidal_timescales, ("t2t", "paper")),
             "attention_impl": (self.attention_impl, ("xla", "cudnn")),
             "remat_policy": (
                 self.remat_policy,
@@ -120,6 +154,8 @@ class ModelConfig:
                 f"model.d_model={self.d_model} is not divisible by "
                 f"model.num_heads={self.num_heads}: set model.head_dim explicitly"
             )
+        if self.position == "relative" and self.family != "encdec":
+            raise UserError("model.position='relative' needs family='encdec' (T5)")
         if self.position == "rope" and self.dim_per_head % 2:
             raise UserError(f"RoPE needs an even head dim, got {self.dim_per_head}")
 
@@ -197,6 +233,7 @@ _TRANSFORMER = dict(
     pre_ln=False,
     final_norm=False,
     position="sinusoidal",
+    sinusoidal_timescales="paper",  # 10000^(-2i/D), as the paper and Marian
     use_bias=True,
     tie_embeddings=True,
     scale_embeddings=True,
@@ -291,5 +328,6 @@ SHAPE_FIELDS = (
     "family", "vocab_size", "max_len", "num_layers", "num_decoder_layers", "d_model",
     "num_heads", "num_kv_heads", "head_dim", "mlp_dim", "activation", "norm", "position",
     "type_vocab_size", "use_bias", "tie_embeddings", "embed_norm", "final_norm",
-    "scan_layers", "param_dtype",
+    "scan_layers", "param_dtype", "relative_buckets", "position_offset", "decoder_embedder",
+    "final_logits_bias",
 )

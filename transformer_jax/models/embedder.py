@@ -18,16 +18,24 @@ class Embedder(nn.Module):
 
     Shared by all three families. `attend` turns [.., D] hidden states into [.., V] logits
     with the (tied) token table.
+
+    Attributes:
+      config: the model config.
+      own_tokens: holds the token table; False for BART's decoder embedder, which has its
+        own positions and norm but takes its token vectors from the shared table.
     """
 
     config: ModelConfig
+    own_tokens: bool = True
 
     def setup(self) -> None:
         cfg = self.config
-        self.token_embed = layers.embed(cfg, cfg.vocab_size, name="token_embed")
+        if self.own_tokens:
+            self.token_embed = layers.embed(cfg, cfg.vocab_size, name="token_embed")
         if cfg.position == "learned":
             self.position_embed = layers.embed(
-                cfg, cfg.max_len, axes=(None, "embed"), name="position_embed"
+                cfg, cfg.max_len + cfg.position_offset, axes=(None, "embed"),
+                name="position_embed",
             )
         if cfg.type_vocab_size:
             self.type_embed = layers.embed(
@@ -42,16 +50,22 @@ class Embedder(nn.Module):
         tokens: jax.Array,
         positions: jax.Array,
         token_types: jax.Array | None = None,
+        token_vectors: jax.Array | None = None,
     ) -> jax.Array:
-        """[B, T] ids and positions (and token types) -> [B, T, D] in the compute dtype."""
+        """[B, T] ids and positions (and token types) -> [B, T, D] in the compute dtype.
+
+        `token_vectors` ([B, T, D], unscaled) replaces the token lookup (`own_tokens=False`).
+        """
         cfg = self.config
-        x = self.token_embed(tokens)
+        x = self.token_embed(tokens) if token_vectors is None else token_vectors
         if cfg.scale_embeddings:
             x = x * jnp.sqrt(cfg.d_model).astype(x.dtype)
         if cfg.position == "learned":
-            x = x + self.position_embed(positions)
+            x = x + self.position_embed(positions + cfg.position_offset)
         elif cfg.position == "sinusoidal":
-            x = x + position.sinusoidal(positions, cfg.d_model).astype(x.dtype)
+            x = x + position.sinusoidal(
+                positions, cfg.d_model, timescales=cfg.sinusoidal_timescales
+            ).astype(x.dtype)
         if cfg.type_vocab_size:
             types = jnp.zeros_like(tokens) if token_types is None else token_types
             x = x + self.type_embed(types)

@@ -1,7 +1,11 @@
 """The encoder-decoder Transformer of "Attention Is All You Need" on the shared layers.
 
-One embedding table is shared by source, target and output (three-way tying). Shapes:
-B batch, S source length, T target length, D d_model, V vocab.
+One token table is shared by source and target, and by the output unless
+`tie_embeddings=False` (Flan-T5's `lm_head`). Options for the Hugging Face families: a
+decoder embedder with its own positions and norm (BART), T5's relative position bias (in
+`Stack`), D**-0.5 scaling of the decoder output (T5 v1.0) and a final logits bias (BART,
+Marian). Padding is `config.pad_id`. Shapes: B batch, S source length, T target length,
+D d_model, V vocab.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from transformer_jax.models import attention
+from transformer_jax.models import attention, layers
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.embedder import Embedder
 from transformer_jax.models.stack import Stack
@@ -31,15 +35,27 @@ class EncoderDecoder(nn.Module):
     def setup(self) -> None:
         cfg = self.config
         self.embedder = Embedder(cfg)
-        # The encoder always sees the whole source: no KV cache even when decoding.
+        if cfg.decoder_embedder:
+            self.decoder_embedder = Embedder(cfg, own_tokens=False)
+        if not cfg.tie_embeddings:
+            self.lm_head = layers.dense(
+                cfg, cfg.vocab_size, ("embed", "vocab"), use_bias=False, name="lm_head"
+            )
+        if cfg.final_logits_bias:
+            self.final_logits_bias = self.param(
+                "final_logits_bias",
+                nn.with_logical_partitioning(nn.initializers.zeros_init(), ("vocab",)),
+                (cfg.vocab_size,),
+                cfg.params_dtype,
+            )        # The encoder always sees the whole source: no KV cache even when decoding.
         self.encoder = Stack(cfg.replace(decode=False), cfg.num_layers)
         self.decoder = Stack(cfg, cfg.decoder_layers, cross=True)
 
     def encode(self, source: jax.Array) -> jax.Array:
-        """[B, S] source ids (0 = padding) -> [B, S, D]."""
+        """[B, S] source ids (`config.pad_id` = padding) -> [B, S, D]."""
         b, s = source.shape
         positions = jnp.broadcast_to(jnp.arange(s, dtype=jnp.int32), (b, s))
-        valid = source != 0
+        valid = source != self.config.pad_id
         x = self.embedder(source, positions)
         return self.encoder(x, attention.padding_mask(valid, valid), positions)
 
@@ -54,8 +70,11 @@ class EncoderDecoder(nn.Module):
 
         Args:
           encoded: [B, S, D] encoder output; None when decoding with a filled cross cache.
-          source: [B, S] source ids (0 = padding), for the cross-attention mask.
-          target_inputs: [B, T] target ids ([bos] + target[:-1] when training).
+          source: [B, S] source ids (`config.pad_id` = padding), for the cross-attention
+            mask.
+          target_inputs: [B, T] target ids ([start] + target[:-1] when training). Target
+            padding needs no mask: it comes after the real tokens, which attend causally, and
+            its positions carry no loss weight (the start id may equal the pad id: T5).
           positions: [B, T] target positions (default 0..T-1; required when decoding).
 
         Returns:
@@ -64,16 +83,29 @@ class EncoderDecoder(nn.Module):
         b, t = target_inputs.shape
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        target_valid = jnp.ones((b, t), bool) if self.config.decode else target_inputs != 0
-        self_mask = None
-        if not self.config.decode:
-            self_mask = attention.combine_masks(
-                attention.causal_mask(t), attention.padding_mask(target_valid, target_valid)
+        cfg = self.config
+        self_mask = None if cfg.decode else attention.causal_mask(t)
+        cross_mask = attention.padding_mask(jnp.ones((b, t), bool), source != cfg.pad_id)
+        if cfg.decoder_embedder:
+            x = self.decoder_embedder(
+                target_inputs, positions,
+                token_vectors=self.embedder.token_embed(target_inputs),
             )
-        cross_mask = attention.padding_mask(target_valid, source != 0)
-        x = self.embedder(target_inputs, positions)
+        else:
+            x = self.embedder(target_inputs, positions)
         x = self.decoder(x, self_mask, positions, encoded, cross_mask)
-        return self.embedder.attend(x).astype(jnp.float32)
+        return self.logits(x)
+
+    def logits(self, x: jax.Array) -> jax.Array:
+        """[B, T, D] decoder output -> [B, T, V] float32 logits."""
+        cfg = self.config
+        if cfg.scale_decoder_output:
+            x = x * jnp.asarray(cfg.d_model**-0.5, x.dtype)
+        logits = self.embedder.attend(x) if cfg.tie_embeddings else self.lm_head(x)
+        logits = logits.astype(jnp.float32)
+        if cfg.final_logits_bias:
+            logits = logits + self.final_logits_bias.astype(jnp.float32)
+        return logits
 
     def __call__(self, source: jax.Array, target_inputs: jax.Array) -> jax.Array:
         """[B, S], [B, T] -> [B, T, V] logits."""

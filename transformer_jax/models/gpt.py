@@ -32,6 +32,7 @@ class GPT(nn.Module):
         tokens: jax.Array,
         positions: jax.Array | None = None,
         segment_ids: jax.Array | None = None,
+        cache_valid: jax.Array | None = None,
     ) -> jax.Array:
         """Next-token logits.
 
@@ -39,6 +40,8 @@ class GPT(nn.Module):
           tokens: [B, T] int token ids.
           positions: [B, T] positions (default 0..T-1; required when decoding).
           segment_ids: [B, T] packed-document ids, 0 = padding (default: one document).
+          cache_valid: when decoding, [B, max_decode_len] booleans over the cache's
+            positions, False = padding (left-padded prompts); None: all real.
 
         Returns:
           [B, T, V] logits in float32.
@@ -51,6 +54,8 @@ class GPT(nn.Module):
         if not cfg.decode:
             seg = None if segment_ids is None else attention.segment_mask(segment_ids, segment_ids)
             mask = attention.combine_masks(attention.causal_mask(t), seg)
+        elif cache_valid is not None:
+            mask = cache_valid[:, None, None, :]  # [B, 1, 1, S_cache]: a key mask
         embedder = Embedder(cfg, name="embedder")
         x = embedder(tokens, positions)
         x = Stack(cfg, cfg.num_layers, name="decoder")(x, mask, positions)

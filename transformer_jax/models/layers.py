@@ -121,7 +121,11 @@ def dense(
 
 
 def norm(config: ModelConfig, *, name: str) -> nn.Module:
-    """LayerNorm or RMSNorm over the embed axis, per `config.norm` and `config.norm_eps`."""
+    """LayerNorm or RMSNorm over the embed axis, per `config.norm` and `config.norm_eps`.
+
+    `config.norm_two_pass` computes the variance as mean((x - mean)^2), as torch does;
+    Flax's default mean(x^2) - mean^2 loses digits when |mean| >> std.
+    """
     scale_init = nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",))
     if config.norm == "rmsnorm":
         return nn.RMSNorm(
@@ -129,10 +133,12 @@ def norm(config: ModelConfig, *, name: str) -> nn.Module:
             dtype=config.compute_dtype,
             param_dtype=config.params_dtype,
             scale_init=scale_init,
+            use_fast_variance=not config.norm_two_pass,
             name=name,
         )
     return nn.LayerNorm(
         epsilon=config.norm_eps,
+        use_fast_variance=not config.norm_two_pass,
         dtype=config.compute_dtype,
         param_dtype=config.params_dtype,
         scale_init=scale_init,
@@ -159,11 +165,11 @@ def activation(name: str, x: jax.Array) -> jax.Array:
     """The pointwise nonlinearity `name` (the gated variants use their gate's function)."""
     if name in ("gelu", "geglu"):
         return jax.nn.gelu(x, approximate=False)
-    if name == "gelu_tanh":
+    if name in ("gelu_tanh", "geglu_tanh"):
         return jax.nn.gelu(x, approximate=True)
     if name == "relu":
         return jax.nn.relu(x)
-    if name == "swiglu":
+    if name in ("silu", "swiglu"):
         return jax.nn.silu(x)
     raise ValueError(f"unknown activation {name!r}")
 

@@ -11,21 +11,33 @@ import jax
 import jax.numpy as jnp
 
 
-def sinusoidal(positions: jax.Array, d_model: int, max_timescale: float = 10_000.0) -> jax.Array:
+def sinusoidal(
+    positions: jax.Array,
+    d_model: int,
+    max_timescale: float = 10_000.0,
+    timescales: str = "t2t",
+) -> jax.Array:
     """The fixed encoding of "Attention Is All You Need", section 3.5.
+
+    Feature i < D/2 is sin(p * w_i), feature D/2 + i is cos(p * w_i) (the [sin | cos]
+    halves of tensor2tensor and of Hugging Face's MarianSinusoidalPositionalEmbedding).
 
     Args:
       positions: [B, T] integer positions.
       d_model: D, the (even) embedding width.
       max_timescale: the longest wavelength.
+      timescales: "t2t": w_i = max_timescale^(-i / (D/2 - 1)) (tensor2tensor), or
+        "paper": w_i = max_timescale^(-2i / D) (the paper's formula; Marian).
 
     Returns:
-      [B, T, D] float32: sin on the first D/2 features, cos on the last D/2 (tensor2tensor
-      layout, also Marian's), with geometric timescales from 1 to max_timescale.
+      [B, T, D] float32.
     """
     half = d_model // 2
-    log_increment = jnp.log(max_timescale) / max(half - 1, 1)
-    inv_timescales = jnp.exp(-log_increment * jnp.arange(half, dtype=jnp.float32))  # [D/2]
+    i = jnp.arange(half, dtype=jnp.float32)
+    if timescales == "paper":
+        inv_timescales = jnp.exp(-jnp.log(max_timescale) * 2.0 * i / d_model)  # [D/2]
+    else:
+        inv_timescales = jnp.exp(-jnp.log(max_timescale) / max(half - 1, 1) * i)  # [D/2]
     angles = positions[..., None].astype(jnp.float32) * inv_timescales  # [B, T, D/2]
     return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from transformer_jax.models import layers
 from transformer_jax.models.blocks import TransformerBlock
 from transformer_jax.models.config import ModelConfig
+from transformer_jax.models.relative_position import RelativePositionBias
 
 REMAT_POLICIES = {
     # "full": save nothing, recompute the whole layer in the backward pass.
@@ -32,9 +34,11 @@ class _ScannedBlock(nn.Module):
     cross: bool = False
 
     @nn.compact
-    def __call__(self, x, mask, positions, context, context_mask):
+    def __call__(self, x, mask, positions, context, context_mask, bias):
         block = _block_class(self.config, scanned=True)
-        x = block(self.config, self.cross, name="block")(x, mask, positions, context, context_mask)
+        x = block(self.config, self.cross, name="block")(
+            x, mask, positions, context, context_mask, bias
+        )
         return x, None
 
 
@@ -50,6 +54,10 @@ def _block_class(config: ModelConfig, *, scanned: bool) -> type[nn.Module]:
 
 class Stack(nn.Module):
     """L Transformer blocks, followed by a final norm when `config.final_norm`.
+
+    With `config.position == "relative"` the stack owns T5's relative position bias table
+    and computes the bias once for all its layers: bidirectional in an encoder stack, causal
+    in a decoder (`cross`) stack.
 
     Attributes:
       config: the model config.
@@ -72,23 +80,30 @@ class Stack(nn.Module):
     ) -> jax.Array:
         """[B, T, D] -> [B, T, D]; arguments as in `TransformerBlock`."""
         cfg = self.config
+        bias = None
+        if cfg.position == "relative":
+            # Decoding: keys are the KV cache's positions 0 .. max_len - 1 (attention.py).
+            keys = jnp.arange(cfg.max_len)[None] if cfg.decode else positions
+            bias = RelativePositionBias(
+                cfg, bidirectional=not self.cross, name="relative_position_bias"
+            )(positions, keys)  # [B, N, T, S]
         if cfg.scan_layers:
             scanned = nn.scan(
                 _ScannedBlock,
                 variable_axes={"params": 0, "cache": 0, "intermediates": 0},
                 split_rngs={"params": True, "dropout": True},
-                in_axes=(nn.broadcast,) * 4,
+                in_axes=(nn.broadcast,) * 5,
                 length=self.num_layers,
                 metadata_params={nn.PARTITION_NAME: "layers"},
             )
             x, _ = scanned(cfg, self.cross, name="layers")(
-                x, mask, positions, context, context_mask
+                x, mask, positions, context, context_mask, bias
             )
         else:
             block = _block_class(cfg, scanned=False)
             for i in range(self.num_layers):
                 x = block(cfg, self.cross, name=f"layers_{i}")(
-                    x, mask, positions, context, context_mask
+                    x, mask, positions, context, context_mask, bias
                 )
         if cfg.final_norm:
             x = layers.norm(cfg, name="final_norm")(x)

@@ -62,7 +62,7 @@ class EncoderTask(Task):
         return {"tokens": batch["tokens"], "token_types": batch.get("token_types")}
 
     def real_tokens(self, batch: Batch) -> jax.Array:
-        return jnp.sum(batch["tokens"] != 0)  # id 0 is padding in every BERT featurizer
+        return jnp.sum(batch["tokens"] != self.model_config.pad_id)  # featurizers pad with it
 
     def flops_per_token(self) -> float:
         return flops.encoder_train_flops_per_token(self.model_config, self.config.data.seq_len,

@@ -50,12 +50,14 @@ class _PairText:
 
 
 def seq2seq_loss_fn(model: nn.Module, label_smoothing: float = 0.0) -> LossFn:
-    """Label-smoothed cross entropy over target tokens (padding, targets == 0, has weight 0)."""
+    """Label-smoothed cross entropy over target tokens (padding, `config.pad_id`, has weight
+    0)."""
+    pad_id = model.config.pad_id
 
     def loss_fn(params, batch, rng):
         logits = model.apply({"params": params}, batch["source"], batch["target_inputs"],
                              rngs={"dropout": rng})  # [B, T, V]
-        return losses.cross_entropy(logits, batch["targets"], batch["targets"] > 0,
+        return losses.cross_entropy(logits, batch["targets"], batch["targets"] != pad_id,
                                     label_smoothing=label_smoothing)
 
     return loss_fn
@@ -91,7 +93,8 @@ class Seq2Seq(Task):
             data = self.config.data
             self._examples[key] = seq2seq.Seq2SeqExamples(
                 pairs.make_pairs(data, split), tokenizer, data.max_source_len,
-                data.max_target_len, data.long_examples,
+                data.max_target_len, data.long_examples, pad_id=self.model_config.pad_id,
+                start_id=self.model_config.decoder_start_id,
             )
         return self._examples[key]
 
@@ -128,8 +131,9 @@ class Seq2Seq(Task):
         return self.config.data.max_source_len + self.config.data.max_target_len
 
     def real_tokens(self, batch: Batch) -> jax.Array:
-        # Id 0 pads both sides; each target position (its EOS included) is one decoder token.
-        return jnp.sum(batch["source"] > 0) + jnp.sum(batch["targets"] > 0)
+        # `pad_id` pads both sides; each target position (its EOS included) is one decoder token.
+        pad = self.model_config.pad_id
+        return jnp.sum(batch["source"] != pad) + jnp.sum(batch["targets"] != pad)
 
     def flops_per_token(self) -> float:
         data = self.config.data
@@ -149,7 +153,7 @@ class Seq2Seq(Task):
 
     def eval_sums(self, model: nn.Module, params: Any, batch: Batch) -> dict[str, jax.Array]:
         logits = model.apply({"params": params}, batch["source"], batch["target_inputs"])
-        weights = batch["targets"] > 0
+        weights = batch["targets"] != self.model_config.pad_id
         loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
         correct = jnp.sum((jnp.argmax(logits, -1) == batch["targets"]) & weights)
         return {"loss_sum": loss_sum, "tokens": tokens, "correct": correct.astype(jnp.float32)}
@@ -195,10 +199,12 @@ class Seq2Seq(Task):
         task, data, tok = self.config.task, self.config.data, tokenizer
         model = self.build_model(self.model_config.replace(deterministic=True, decode=True))
         global_batch = placement.global_batch
-        sources = seq2seq.encode_source(tok, list(texts), data.max_source_len)
+        pad, start = self.model_config.pad_id, self.model_config.decoder_start_id
+        sources = seq2seq.encode_source(tok, list(texts), data.max_source_len, pad)
         padded = -(-len(texts) // global_batch) * global_batch
-        sources = np.pad(sources, ((0, padded - len(texts)), (0, 0)))
-        common = dict(max_decode_len=data.max_target_len, bos_id=tok.bos_id, eos_id=tok.eos_id,
+        sources = np.pad(sources, ((0, padded - len(texts)), (0, 0)), constant_values=pad)
+        common = dict(max_decode_len=data.max_target_len,
+                      bos_id=tok.bos_id if start is None else start, eos_id=tok.eos_id,
                       len_a=task.len_a, len_b=task.len_b or None)
         outputs = []
         for start in range(0, padded, global_batch):

@@ -56,7 +56,7 @@ def _layer_matmul_params(config: ModelConfig) -> tuple[int, int, int]:
     d, n, k, h, f = (
         config.d_model, config.num_heads, config.kv_heads, config.dim_per_head, config.mlp_dim
     )
-    mlp = (3 if config.activation in ("swiglu", "geglu") else 2) * d * f
+    mlp = (3 if config.activation in ("swiglu", "geglu", "geglu_tanh") else 2) * d * f
     return 2 * d * n * h, 2 * d * k * h, mlp
 
 
