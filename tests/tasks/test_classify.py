@@ -49,7 +49,13 @@ def test_trains_and_evaluates(data_dir, evaluate, placement):
     assert metrics["examples"] == 40
     assert metrics["accuracy"] > 0.9
     assert set(metrics) >= {"macro_f1", "f1/fruit", "recall/tool", "confusion/fruit/fruit"}
-    assert task.predict(placement, params, tok, ["i like the saw and the drill"]) == ["tool"]
+    (line,) = task.predict(placement, params, tok, ["i like the saw and the drill"])
+    label, probability = line.split("\t")
+    assert label == "tool" and 0.5 < float(probability) <= 1.0
+    (both,) = task.predict(placement, params, tok, ["i like the pear"], top_k=5)  # capped: 2
+    first, p1, second, p2 = both.split("\t")
+    assert (first, second) == ("fruit", "tool") and float(p1) >= float(p2)
+    assert float(p1) + float(p2) == pytest.approx(1.0, abs=2e-3)  # printed with 3 decimals
 
 
 def test_local_formats_and_pairs(tmp_path):
