@@ -12,7 +12,8 @@ newline) or a continuation (LM). Newlines in outputs are written as \n.
 
 Decoding flags, for the tasks that decode (default: the run's config): LM --max_new_tokens,
 --temperature, --top_k, --top_p, --seed; seq2seq --beam_size (0 = greedy, or sampling with
---temperature), --alpha, --temperature, --top_k, --top_p, --seed. Classification and fill-mask take --top_k; other
+--temperature), --alpha, --repetition_penalty, --no_repeat_ngram, --temperature, --top_k,
+--top_p, --seed. Classification and fill-mask take --top_k; other
 tasks take none.
 """
 
@@ -34,8 +35,12 @@ flags.DEFINE_float("top_p", None, "Nucleus sampling mass (1 = all).")
 flags.DEFINE_integer("seed", None, "Sampling seed.")
 flags.DEFINE_integer("beam_size", None, "Seq2seq: beam size (0 = greedy/sampling).")
 flags.DEFINE_float("alpha", None, "Seq2seq: GNMT length-penalty exponent.")
+flags.DEFINE_float("repetition_penalty", None,
+                   "Seq2seq beam search: emitted tokens' log-probabilities x this (>= 1; 1 = off).")
+flags.DEFINE_integer("no_repeat_ngram", None,
+                     "Seq2seq beam search: never repeat an n-gram of this size (0 = off).")
 DECODING_FLAGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "beam_size",
-                  "alpha")
+                  "alpha", "repetition_penalty", "no_repeat_ngram")
 
 
 def main(argv):

@@ -55,7 +55,7 @@ READS = {
                         "validation_fraction", "max_source_len", "max_target_len",
                         "long_examples"},
         task={"label_smoothing", "eval_decode_examples", "demo_examples", "beam_size", "alpha",
-              "len_a", "len_b"}),
+              "len_a", "len_b", "repetition_penalty", "no_repeat_ngram"}),
 }
 
 # The resolved default models, recorded before the configs moved onto common.py and the
