@@ -38,6 +38,7 @@ def test_pretraining_trains_and_reports(corpus, evaluate, placement):
     assert np.mean(losses[-5:]) < losses[0] - 1.0
     metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 16  # eval_batches=2 batches of 8
+    assert (metrics["eval_batches"], metrics["eval_complete"]) == (2, 0)  # a subset
     assert 0.0 < metrics["mlm_accuracy"] < 1.0 and 0.0 <= metrics["nsp_accuracy"] <= 1.0
     assert abs(metrics["loss"] - metrics["mlm_loss"]) < 1.5  # NSP adds ~log 2 per example
     (line,) = task.predict(placement, params, tok, ["import [MASK]\nx = [MASK](1)"], top_k=3)

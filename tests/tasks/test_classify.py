@@ -47,6 +47,7 @@ def test_trains_and_evaluates(data_dir, evaluate, placement):
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 40
+    assert (metrics["eval_batches"], metrics["eval_complete"]) == (5, 1)  # all 40 rows
     assert metrics["accuracy"] > 0.9
     assert set(metrics) >= {"macro_f1", "f1/fruit", "recall/tool", "confusion/fruit/fruit"}
     (line,) = task.predict(placement, params, tok, ["i like the saw and the drill"])

@@ -43,7 +43,7 @@ def _tensorboard_scalars(logdir: pathlib.Path, *, purge: bool) -> list[tuple[str
     return shown
 
 
-def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog):
+def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog, capsys):
     data = tmp_path / "corpus"
     shutil.copytree(corpus, data)
     (data / "binary.bin").write_bytes(b"\x00\xff")  # one not-UTF-8 file, reported once
@@ -55,6 +55,12 @@ def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog):
     mfu = [r["mfu"] for r in _records(workdir) if "mfu" in r]
     assert mfu and all(0 < m <= 1 for m in mfu), mfu
     straight = _records(workdir)
+    evals = [r for r in straight if r["split"] == "eval"]  # each states what it covered
+    assert evals and all(r["eval_batches"] == config.train.eval_batches
+                         and r["eval_complete"] == 0 for r in evals), evals
+    rows = config.train.batch_size  # one global batch
+    assert (f"eval on the first {config.train.eval_batches} batches of {rows} rows (a subset): "
+            "loss ") in capsys.readouterr().out
     shutil.rmtree(workdir / "checkpoints" / "6")  # killed after step 3's checkpoint
     run_lib.train_and_evaluate(config, str(workdir))  # resumes at step 3
     run_lib.train_and_evaluate(config, str(workdir))  # finished: evaluates, records nothing

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.run import calls
-from transformer_jax.run.evaluation import Evaluator, headline
+from transformer_jax.run.evaluation import Evaluator, coverage, headline
 from transformer_jax.run.setup import (
     CONFIG_FILE,
     TOKENIZER_FILE,
@@ -77,7 +77,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             result = evaluator(state.params, "validation", tcfg.eval_batches)
             if record:
                 writer.write(step, "eval", result)
-            _say(bar, f"step {step}: eval " + headline(task, result))
+            _say(bar, f"step {step}: eval on {coverage(result, placement.global_batch)}: "
+                 + headline(task, result))
             return result
 
         rng, meta = jax.random.key(tcfg.seed), metadata(run)
