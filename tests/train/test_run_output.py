@@ -6,26 +6,16 @@ import json
 import logging
 import pathlib
 import shutil
-import struct
 from collections import Counter
 
-from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.event_pb2 import SessionLog
 
+from tests.tensorboard_events import read_events
 from transformer_jax import run as run_lib
 
 
 def _records(workdir: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _events(path: pathlib.Path) -> list[Event]:
-    """The events of one TFRecord event file (u64 length, u32 crc, data, u32 crc)."""
-    data, events, at = path.read_bytes(), [], 0
-    while at < len(data):
-        (length,) = struct.unpack("<Q", data[at:at + 8])
-        events.append(Event.FromString(data[at + 12:at + 12 + length]))
-        at += 12 + length + 4
-    return events
 
 
 def _tensorboard_scalars(logdir: pathlib.Path, *, purge: bool) -> list[tuple[str, int]]:
@@ -36,7 +26,7 @@ def _tensorboard_scalars(logdir: pathlib.Path, *, purge: bool) -> list[tuple[str
     """
     shown: list[tuple[str, int]] = []
     for path in sorted(logdir.glob("events.out.tfevents.*")):
-        for event in _events(path):
+        for event in read_events(path):
             if purge and event.session_log.status == SessionLog.START:
                 shown = [(tag, step) for tag, step in shown if step < event.step]
             shown += [(value.tag, event.step) for value in event.summary.value]

@@ -64,12 +64,21 @@ class Evaluator:
         """The task's metrics on `split` (all of it when `max_batches` is None), with
         `eval_batches` (global batches evaluated) and `eval_complete` (1: the whole split,
         0: its first `eval_batches` batches)."""
+        return self.run(params, split, max_batches)[0]
+
+    def run(self, params: Any, split: str, max_batches: int | None, images: bool = False
+            ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """(metrics as `__call__`, the task's `eval_images` when `images`, else {}).
+
+        With `images`, what they show (e.g. the confusion matrix's cells) is left out of
+        the metrics: TensorBoard gets one image, not a scalar per cell.
+        """
         sums, count, complete = self.sums(params, split, max_batches)
-        metrics = self.task.eval_metrics(sums, complete=max_batches is None)
+        metrics = self.task.eval_metrics(sums, complete=max_batches is None and not images)
         metrics.update(self.task.decoded_metrics(self.placement, params, self.tokenizer, split,
                                                  max_batches))
         metrics.update(eval_batches=float(count), eval_complete=float(complete))
-        return metrics
+        return metrics, self.task.eval_images(sums) if images else {}
 
 
 def coverage(metrics: dict[str, float], global_batch: int) -> str:

@@ -150,6 +150,11 @@ class Task(abc.ABC):
         during training): a task may add detail then (e.g. confusion-matrix cells).
         """
 
+    def eval_images(self, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Images of a split's summed `eval_sums` for TensorBoard, by name (uint8
+        [H, W, 3]), e.g. a confusion matrix; none by default."""
+        return {}
+
     def decoded_metrics(self, placement: Placement, params: Any, tokenizer: Tokenizer,
                         split: str, max_batches: int | None) -> dict[str, float]:
         """Metrics that need decoded outputs on the host (BLEU/ROUGE, SQuAD, entity F1).

@@ -12,6 +12,7 @@ import numpy as np
 
 from transformer_jax.data import classify
 from transformer_jax.metrics.classification import report_from_confusion
+from transformer_jax.metrics.confusion_image import confusion_image
 from transformer_jax.models.bert import BertForSequenceClassification
 from transformer_jax.placement import Placement
 from transformer_jax.tasks import scores
@@ -89,6 +90,10 @@ class SequenceClassification(EncoderTask):
                 if count:
                     metrics[f"confusion/{self.labels[i]}/{self.labels[j]}"] = count
         return metrics
+
+    def eval_images(self, sums) -> dict[str, np.ndarray]:
+        confusion = np.rint(sums["confusion"]).astype(np.int64)
+        return {"confusion_matrix": confusion_image(confusion, self.labels)}
 
     def predict(self, placement: Placement, params: Any, tokenizer, lines: Sequence[str],
                 **options: Any) -> list[str]:
