@@ -7,6 +7,7 @@ import typing
 
 import pytest
 
+from experiments import config_help
 from experiments.configs import common
 from transformer_jax.models.config import (
     PRESETS,
@@ -154,3 +155,10 @@ def test_test_variant_is_two_calls_with_an_eval_and_a_checkpoint_each():
     k = c.train.steps_per_call
     assert c.train.steps == 2 * k and c.train.eval_every == c.train.checkpoint_every == k
     assert (c.model.d_model, c.model.num_heads, c.model.mlp_dim) == (32, 2, 64)
+
+
+@pytest.mark.parametrize("name, arg", CASES)
+def test_every_config_key_has_a_one_line_meaning(name, arg):
+    described = config_help.describe(get_config(name, arg)).splitlines()
+    assert described and not [line for line in described if line.endswith("# ?")], described
+    assert all("\n" not in config_help.meaning(line.split(" = ")[0]) for line in described)
