@@ -69,7 +69,8 @@ def small_config(tmp_path, monkeypatch):
 def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, capsys):
     workdir = str(tmp_path / "run")
     metrics = run_lib.train_and_evaluate(small_config, workdir)
-    assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
+    assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL",
+                            "rougeLsum"}
     assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
     demo = capsys.readouterr().out
     assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
