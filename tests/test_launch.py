@@ -165,7 +165,8 @@ def test_tpu_local_repo_is_a_clear_error_before_any_command(repo):
     result = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z", f"--repo={repo}")
     assert result.returncode == 2 and not result.stdout
     assert f"error: --repo={repo} is a local path the TPU workers cannot clone" in result.stderr
-    ok = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z", "--repo=git@github.com:me/tj.git")
+    ok = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z",
+             "--repo=git@github.com:me/tj.git")
     assert ok.returncode == 0, ok.stderr
 
 
@@ -174,7 +175,8 @@ def test_tpu_dry_run_without_create_or_install_only_runs():
                  "--remote_dir=~/code/tj")
     (train,) = command_lines(result)
     assert train == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "v", "--zone=z",
-                     "--worker=all", "--command=cd code/tj && .venv/bin/python -m experiments.train"]
+                     "--worker=all",
+                     "--command=cd code/tj && .venv/bin/python -m experiments.train"]
 
 
 @pytest.mark.parametrize("args, message", [
