@@ -41,7 +41,8 @@ _SOURCE = {"source", "path", "tfds_name", "tfds_data_dir", "seq_len", "tokenizer
 # transformer_jax/tasks/ and data/): a config must have them all, and no others.
 READS = {
     "lm": dict(  # tasks/lm.py, data/sources.make_source
-        data=_SOURCE | {"text_key", "validation_fraction", "num_shards"}, task=set()),
+        data=_SOURCE | {"text_key", "validation_fraction", "validation_path", "num_shards"},
+        task=set()),
     "bert_pretrain": dict(  # tasks/bert_pretrain.py, data/sources.make_source
         data=_SOURCE | {"text_key", "validation_fraction", "segment_lines"}, task=set()),
     "classify": dict(  # data/classify.make_records

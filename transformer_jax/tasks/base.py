@@ -72,6 +72,11 @@ class Task(abc.ABC):
         self.config = config
         self.model_config = model_config
 
+    def check_data(self) -> None:
+        """UserError when a split of the data is empty, before the run writes anything
+        (default: nothing checked here; the data's first use finds out)."""
+        return None
+
     def tokenizer_source(self) -> TextSource:
         """Train-split documents the tokenizer is trained on when none is cached."""
         from transformer_jax.data import sources

@@ -72,6 +72,9 @@ class BertPretraining(EncoderTask):
             bert_pretrain.SegmentIndex(sources.make_source(data, split), data.segment_lines),
             tokenizer, data.seq_len, seed)
 
+    def check_data(self) -> None:
+        sources.check_splits(self.config.data)
+
     def train_batches(self, tokenizer, *, batch_size, seed, process_index, process_count):
         return self.example_batches(self._examples(tokenizer, "train", seed),
                                     batch_size=batch_size, seed=seed,
