@@ -30,9 +30,10 @@ setup(
         # Hugging Face checkpoints and tokenizers (transformer_jax/interop/).
         "safetensors>=0.8.0",
         "tokenizers>=0.23.0",
+        "matplotlib>=3.8",  # the confusion matrix as a TensorBoard image
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "dev": ["pytest>=8", "ruff>=0.6", "seqeval>=1.2"],  # seqeval: the entity-F1 check
         "tf": ["tensorflow>=2.17"],
         "gpu": ["jax[cuda12]>=0.10.2"],
         "tpu": ["jax[tpu]>=0.10.2"],

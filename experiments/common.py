@@ -25,7 +25,7 @@ def define_config_flag() -> flags.FlagHolder:
         return config_flags.DEFINE_config_file(
             "config", DEFAULT_CONFIG,
             "Experiment config file (path[:arg]); override any key with "
-            "--config.<section>.<key>=<value>. List every key and its value: python -m "
+            "--config.<section>.<key>=<value>. List every key, its value and meaning: python -m "
             "experiments.summary --config=FILE --print_config", lock_config=True
         )
     except (AttributeError, KeyError, TypeError, ValueError) as e:

@@ -4,13 +4,17 @@ r"""Predict with a training run's newest checkpoint: one output line per input l
   python -m experiments.predict --workdir=runs/seq2seq_stdlib --input_file=F --beam_size=4
 
 Reads lines from stdin (or --input_file) and prints, per line, what the run's task predicts:
-a label (classification), tags (tagging), an answer span (QA; input "question<TAB>context"),
-the filled-in masks (BERT pretraining), an output sequence (seq2seq; a literal \n in an
-input stands for a newline) or a continuation (LM). Newlines in outputs are written as \n.
+"label<TAB>probability" (classification; --top_k=K: the K most likely labels), tags
+(tagging), an answer span (QA; input "question<TAB>context"), the text with every [MASK]
+filled then, per mask, a tab and its --top_k (default 5) pieces quoted with probabilities
+(BERT pretraining), an output sequence (seq2seq; a literal \n in an input stands for a
+newline) or a continuation (LM). Newlines in outputs are written as \n.
 
 Decoding flags, for the tasks that decode (default: the run's config): LM --max_new_tokens,
 --temperature, --top_k, --top_p, --seed; seq2seq --beam_size (0 = greedy, or sampling with
---temperature), --alpha, --temperature, --top_k, --top_p, --seed. Other tasks take none.
+--temperature), --alpha, --repetition_penalty, --no_repeat_ngram, --temperature, --top_k,
+--top_p, --seed. Classification and fill-mask take --top_k; other
+tasks take none.
 """
 
 import sys
@@ -25,13 +29,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.
 _INPUT = flags.DEFINE_string("input_file", None, "Read lines from this file (default: stdin).")
 flags.DEFINE_integer("max_new_tokens", None, "LM: tokens to generate at most.")
 flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
-flags.DEFINE_integer("top_k", None, "Keep the k most likely tokens (0 = all).")
+flags.DEFINE_integer("top_k", None, "Sampling: keep the k most likely tokens (0 = all); "
+                     "classification/fill-mask: show the k most likely choices.")
 flags.DEFINE_float("top_p", None, "Nucleus sampling mass (1 = all).")
 flags.DEFINE_integer("seed", None, "Sampling seed.")
 flags.DEFINE_integer("beam_size", None, "Seq2seq: beam size (0 = greedy/sampling).")
 flags.DEFINE_float("alpha", None, "Seq2seq: GNMT length-penalty exponent.")
+flags.DEFINE_float("repetition_penalty", None,
+                   "Seq2seq beam search: emitted tokens' log-probabilities x this (>= 1; 1 = off).")
+flags.DEFINE_integer("no_repeat_ngram", None,
+                     "Seq2seq beam search: never repeat an n-gram of this size (0 = off).")
 DECODING_FLAGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "beam_size",
-                  "alpha")
+                  "alpha", "repetition_penalty", "no_repeat_ngram")
 
 
 def main(argv):

@@ -12,16 +12,21 @@ usage: launch/tpu_vm.sh --name=NAME --zone=ZONE [options] [-- EXPERIMENT_ARGS...
 
 Runs `python3 -m experiments.train EXPERIMENT_ARGS...` on all workers of TPU VM NAME
 (gcloud compute tpus tpu-vm ssh --worker=all), after cloning REPO at BRANCH into
-REMOTE_DIR on each worker and `pip install -e REMOTE_DIR[tpu]`.
+REMOTE_DIR on each worker and installing it (`-e REMOTE_DIR[tpu]`) into REMOTE_DIR/.venv on
+Python 3.11 fetched by uv: the TPU VM images are Ubuntu 22.04, whose python3 is 3.10, below
+this package's python_requires.
 
   --name=NAME               TPU VM / pod slice name (required)
   --zone=ZONE               zone, e.g. us-central2-b (required)
   --project=PROJECT         GCP project (default: gcloud's configured project)
   --create                  create the TPU VM first
   --accelerator_type=TYPE   with --create: e.g. v4-8, v4-32, v5litepod-16 (default v4-8)
-  --version=VERSION         with --create: TPU runtime (default tpu-ubuntu2204-base)
+  --version=VERSION         with --create: TPU software version (default: Google's for the
+                            type: v2-alpha-tpuv6e for v6e, v2-alpha-tpuv5 for v5p,
+                            v2-alpha-tpuv5-lite for v5e, else tpu-ubuntu2204-base)
   --spot                    with --create: a Spot VM (cheaper, can be preempted)
-  --repo=URL                git URL the workers clone (default: this checkout's origin)
+  --repo=URL                git URL the workers clone (default: this checkout's origin);
+                            not a local path, which the workers cannot reach
   --branch=BRANCH           branch or tag to check out (default main)
   --remote_dir=DIR          checkout directory on the workers, relative to the home
                             directory (default transformer_jax)
@@ -46,7 +51,7 @@ zone=""
 project=""
 create=0
 accelerator_type="v4-8"
-version="tpu-ubuntu2204-base"
+version=""
 spot=0
 repo=""
 branch="main"
@@ -86,6 +91,13 @@ if ((install)) && [[ -z "$repo" ]]; then
   repo="$(git -C "$(dirname "$0")/.." remote get-url origin 2>/dev/null)" ||
     die "this checkout has no 'origin' remote: pass --repo=URL (or --skip_install)"
 fi
+if ((install)); then
+  # A URL (not file://) or scp-style user@host:path; anything else is a path on this machine.
+  if [[ ! "$repo" =~ ^[A-Za-z][A-Za-z0-9+.-]*:// || "$repo" == file://* ]] &&
+    [[ ! "$repo" =~ ^[^/:]+@[^/:]+: ]]; then
+    die "--repo=$repo is a local path the TPU workers cannot clone: pass a git URL they can reach (e.g. --repo=https://github.com/you/transformer_jax.git)"
+  fi
+fi
 if [[ -n "$workdir" ]]; then
   experiment_args+=("--workdir=$workdir")
 fi
@@ -104,6 +116,15 @@ run() {
     "$@"
   fi
 }
+
+if [[ -z "$version" ]]; then  # cloud.google.com/tpu/docs/runtimes, "PyTorch and JAX"
+  case "$accelerator_type" in
+    v6e*) version="v2-alpha-tpuv6e" ;;
+    v5p*) version="v2-alpha-tpuv5" ;;
+    v5litepod* | v5e*) version="v2-alpha-tpuv5-lite" ;;
+    *) version="tpu-ubuntu2204-base" ;;
+  esac
+fi
 
 if ((create)); then
   create_cmd=(gcloud compute tpus tpu-vm create "$name" "${location[@]}"
@@ -125,11 +146,15 @@ if ((install)); then
   install_line+=" git -C $dir checkout --quiet --detach FETCH_HEAD;"
   install_line+=" else git clone --quiet --branch $(shell_words "$branch")"
   install_line+=" $(shell_words "$repo") $dir; fi;"
-  install_line+=" python3 -m pip install --quiet -e $(shell_words "${remote_dir}[tpu]")"
+  # The images' python3 is 3.10: uv fetches a 3.11 for the checkout's own venv.
+  install_line+=" python3 -m pip install --quiet --user uv;"
+  install_line+=" python3 -m uv venv --quiet --allow-existing --python 3.11 $dir/.venv;"
+  install_line+=" python3 -m uv pip install --quiet --python $dir/.venv/bin/python"
+  install_line+=" -e $(shell_words "${remote_dir}[tpu]")"
   run "${on_all_workers[@]}" "--command=$install_line"
 fi
 
-train_line="cd $(shell_words "$remote_dir") && python3 -m experiments.train"
+train_line="cd $(shell_words "$remote_dir") && .venv/bin/python -m experiments.train"
 if ((${#experiment_args[@]})); then
   train_line+=" $(shell_words "${experiment_args[@]}")"
 fi

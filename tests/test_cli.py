@@ -158,4 +158,5 @@ def test_help_lists_the_config_flag_and_print_config_lists_every_key(tmp_path):
     listed = run("experiments.summary", f"--config={CONFIG}", "--config.train.steps=7",
                  "--print_config", env_cache=tmp_path)
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert "steps: 7" in listed.stdout and "steps_per_call: 3" in listed.stdout
+    assert "train.steps = 7  # optimizer steps in total" in listed.stdout
+    assert "train.steps_per_call = 3  # " in listed.stdout

@@ -7,6 +7,7 @@ import typing
 
 import pytest
 
+from experiments import config_help
 from experiments.configs import common
 from transformer_jax.models.config import (
     PRESETS,
@@ -40,7 +41,8 @@ _SOURCE = {"source", "path", "tfds_name", "tfds_data_dir", "seq_len", "tokenizer
 # transformer_jax/tasks/ and data/): a config must have them all, and no others.
 READS = {
     "lm": dict(  # tasks/lm.py, data/sources.make_source
-        data=_SOURCE | {"text_key", "validation_fraction", "num_shards"}, task=set()),
+        data=_SOURCE | {"text_key", "validation_fraction", "validation_path", "num_shards"},
+        task=set()),
     "bert_pretrain": dict(  # tasks/bert_pretrain.py, data/sources.make_source
         data=_SOURCE | {"text_key", "validation_fraction", "segment_lines"}, task=set()),
     "classify": dict(  # data/classify.make_records
@@ -55,7 +57,7 @@ READS = {
                         "validation_fraction", "max_source_len", "max_target_len",
                         "long_examples"},
         task={"label_smoothing", "eval_decode_examples", "demo_examples", "beam_size", "alpha",
-              "len_a", "len_b"}),
+              "len_a", "len_b", "repetition_penalty", "no_repeat_ngram"}),
 }
 
 # The resolved default models, recorded before the configs moved onto common.py and the
@@ -154,3 +156,10 @@ def test_test_variant_is_two_calls_with_an_eval_and_a_checkpoint_each():
     k = c.train.steps_per_call
     assert c.train.steps == 2 * k and c.train.eval_every == c.train.checkpoint_every == k
     assert (c.model.d_model, c.model.num_heads, c.model.mlp_dim) == (32, 2, 64)
+
+
+@pytest.mark.parametrize("name, arg", CASES)
+def test_every_config_key_has_a_one_line_meaning(name, arg):
+    described = config_help.describe(get_config(name, arg)).splitlines()
+    assert described and not [line for line in described if line.endswith("# ?")], described
+    assert all("\n" not in config_help.meaning(line.split(" = ")[0]) for line in described)

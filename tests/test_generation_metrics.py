@@ -30,3 +30,13 @@ def test_rouge_matches_hand_computation():
 def test_misaligned_hypotheses_are_an_error():
     with pytest.raises(UserError, match="2 hypotheses but 1 references"):
         generation.bleu(["a", "b"], ["a"])
+
+
+def test_rouge_lsum_scores_sentences_as_lines():
+    """Sentences in swapped order: one LCS over the whole text finds half, the union of
+    per-sentence LCSs finds all."""
+    scores = generation.rouge(["c d\na b"], ["a b\nc d"])
+    np.testing.assert_allclose(scores["rougeL"], 50.0, rtol=1e-6)
+    np.testing.assert_allclose(scores["rougeLsum"], 100.0, rtol=1e-6)
+    one_line = generation.rouge(["the cat sat"], ["the cat sat on the mat"])
+    assert one_line["rougeLsum"] == pytest.approx(one_line["rougeL"])  # one sentence: equal

@@ -139,11 +139,35 @@ def test_tpu_dry_run_creates_installs_and_runs_on_all_workers():
     remote_install = shlex.split(install[-1].removeprefix("--command="))
     assert "clone --quiet --branch dev https://example.com/tj.git transformer_jax" in " ".join(
         remote_install)
-    assert remote_install[-5:] == ["python3", "-m", "pip", "install", "--quiet", "-e",
-                                   "transformer_jax[tpu]"][-5:]
+    # The images' python3 is 3.10 (Ubuntu 22.04): a uv-fetched 3.11 venv in the checkout.
+    assert "uv venv --quiet --allow-existing --python 3.11 transformer_jax/.venv;" in (
+        " ".join(remote_install))
+    assert remote_install[-10:] == ["python3", "-m", "uv", "pip", "install", "--quiet",
+                                    "--python", "transformer_jax/.venv/bin/python", "-e",
+                                    "transformer_jax[tpu]"]
     assert shlex.split(train[-1].removeprefix("--command=")) == [
-        "cd", "transformer_jax", "&&", "python3", "-m", "experiments.train", *TRICKY,
+        "cd", "transformer_jax", "&&", ".venv/bin/python", "-m", "experiments.train", *TRICKY,
         "--workdir=/mnt/shared/runs/a b"]
+
+
+@pytest.mark.parametrize("accelerator, version", [
+    ("v6e-8", "v2-alpha-tpuv6e"), ("v5p-8", "v2-alpha-tpuv5"),
+    ("v5litepod-16", "v2-alpha-tpuv5-lite"), ("v4-8", "tpu-ubuntu2204-base")])
+def test_tpu_create_picks_the_software_version_for_the_type(accelerator, version):
+    result = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z", "--create",
+                 f"--accelerator_type={accelerator}", "--skip_install")
+    create, _ = command_lines(result)
+    assert create[-1] == f"--version={version}"
+
+
+@pytest.mark.parametrize("repo", ["/home/me/transformer_jax", "../tj", "file:///srv/tj.git"])
+def test_tpu_local_repo_is_a_clear_error_before_any_command(repo):
+    result = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z", f"--repo={repo}")
+    assert result.returncode == 2 and not result.stdout
+    assert f"error: --repo={repo} is a local path the TPU workers cannot clone" in result.stderr
+    ok = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z",
+             "--repo=git@github.com:me/tj.git")
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_tpu_dry_run_without_create_or_install_only_runs():
@@ -151,7 +175,8 @@ def test_tpu_dry_run_without_create_or_install_only_runs():
                  "--remote_dir=~/code/tj")
     (train,) = command_lines(result)
     assert train == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "v", "--zone=z",
-                     "--worker=all", "--command=cd code/tj && python3 -m experiments.train"]
+                     "--worker=all",
+                     "--command=cd code/tj && .venv/bin/python -m experiments.train"]
 
 
 @pytest.mark.parametrize("args, message", [

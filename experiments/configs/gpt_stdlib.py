@@ -31,7 +31,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         tfds_name="",             # tfds: e.g. "lm1b"
         tfds_data_dir="",
         text_key="text",
-        validation_fraction=0.02,
+        validation_fraction=0.02,  # too few documents to split by: the text's last part
+        validation_path="",       # local: a held-out file/directory (then all of path trains)
         # Virtual data shards; each process reads only its own. 0 = the checkpoint's count,
         # else one per process. Resuming on another process count needs one dividing it.
         num_shards=0,

@@ -37,6 +37,8 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         demo_examples=4,
         beam_size=4,               # 0 = greedy
         alpha=0.6,                 # GNMT length penalty
+        repetition_penalty=1.0,    # beam search: emitted tokens' log-probs x this (1 = off)
+        no_repeat_ngram=0,         # beam search: no n-gram twice (0 = off)
         len_a=0.0,                 # output limit a * source length + b (b = 0: max_target_len)
         len_b=0,
     ))

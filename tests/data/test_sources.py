@@ -218,3 +218,33 @@ def test_make_source_dispatch_and_errors(tmp_path):
     cfg.source = "stdlib"
     cfg.validation_fraction = 0.02
     assert sources.make_source(cfg, "validation").name == "stdlib"
+
+
+def test_a_single_file_is_split_by_position(tmp_path):
+    """One document: the hash would put it all in one split; by position, the last
+    validation_fraction of its text is validation, cut at a line break."""
+    text = "".join(f"line {i}: é\n" for i in range(200))
+    (tmp_path / "novel.txt").write_text(text)
+    train, validation = (sources.LocalSource(str(tmp_path / "novel.txt"), split, 0.1)
+                         for split in ("train", "validation"))
+    (head,), (tail,) = _texts(train), _texts(validation)
+    assert head + tail == text and head.endswith("\n")
+    assert abs(len(tail.encode()) - 0.1 * len(text.encode())) <= 20  # one line at most
+    # A JSON-lines corpus of one document is cut in its text, by characters.
+    (tmp_path / "one.jsonl").write_text(json.dumps({"text": "abcdefghij" * 10}) + "\n")
+    lines = [_texts(sources.LocalSource(str(tmp_path / "one.jsonl"), s, 0.2))[0]
+             for s in ("train", "validation")]
+    assert lines == ["abcdefghij" * 8, "abcdefghij" * 2]
+
+
+def test_validation_path_holds_out_a_whole_file(tmp_path):
+    (tmp_path / "train").mkdir()
+    for i in range(3):
+        (tmp_path / "train" / f"{i}.txt").write_text(f"train {i}\n")
+    (tmp_path / "held_out.txt").write_text("validation text\n")
+    data = ml_collections.ConfigDict(dict(source="local", path=str(tmp_path / "train"),
+                                          validation_fraction=0.5,
+                                          validation_path=str(tmp_path / "held_out.txt")))
+    assert sorted(_texts(sources.make_source(data, "train"))) == [
+        "train 0\n", "train 1\n", "train 2\n"]  # all of path: no fraction held out
+    assert _texts(sources.make_source(data, "validation")) == ["validation text\n"]

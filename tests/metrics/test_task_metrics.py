@@ -32,6 +32,30 @@ def test_entities_and_entity_f1():
     assert scores["word_accuracy"] == pytest.approx(5 / 6)
 
 
+# CoNLL-2003 style (word, gold tag) sentences; predictions below perturb the tags.
+CONLL = """EU B-ORG|rejects O|German B-MISC|call O|to O|boycott O|British B-MISC|lamb O|. O
+Peter B-PER|Blackburn I-PER
+BRUSSELS B-LOC|1996-08-22 O
+The O|European B-ORG|Commission I-ORG|said O|on O|Thursday O|it O|disagreed O|with O|German B-MISC
+Germany B-LOC|'s O|representative O|to O|the O|European B-ORG|Union I-ORG|'s O|veterinary O
+Only O|France B-LOC|and O|Britain B-LOC|backed O|Fischler B-PER|'s O|proposal O|. O
+Rabinovich B-PER|is O|winding O|up O|his O|term O|as O|ambassador O|in O|New B-LOC|York I-LOC"""
+
+
+def test_entity_f1_agrees_with_seqeval_on_a_conll_sample():
+    seqeval = pytest.importorskip("seqeval.metrics")
+    gold = [[pair.rsplit(" ", 1)[1] for pair in line.split("|")] for line in CONLL.splitlines()]
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
+    for _ in range(20):  # including ill-formed predictions: I- after O, I-X after B-Y
+        pred = [[t if rng.random() > 0.3 else str(rng.choice(tags)) for t in sentence]
+                for sentence in gold]
+        ours = entity_f1(gold, pred)
+        assert ours["entity_precision"] == pytest.approx(seqeval.precision_score(gold, pred))
+        assert ours["entity_recall"] == pytest.approx(seqeval.recall_score(gold, pred))
+        assert ours["entity_f1"] == pytest.approx(seqeval.f1_score(gold, pred))
+
+
 def test_squad_metrics():
     assert normalize_answer("The  Denmark, Iceland!") == "denmark iceland"
     scores = squad_metrics(["the France", "11th centuries", "nothing"],

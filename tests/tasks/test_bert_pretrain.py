@@ -1,5 +1,8 @@
 """BERT pretraining task: MLM + NSP training and metrics; encoders that init_from can copy."""
 
+import ast
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +18,8 @@ from transformer_jax.models.bert import (
 )
 from transformer_jax.models.config import from_preset
 from transformer_jax.tasks.bert_pretrain import BertPretraining
+
+QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""  # a Python repr of a str
 
 
 @pytest.fixture
@@ -33,10 +38,20 @@ def test_pretraining_trains_and_reports(corpus, evaluate, placement):
     assert np.mean(losses[-5:]) < losses[0] - 1.0
     metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 16  # eval_batches=2 batches of 8
+    assert (metrics["eval_batches"], metrics["eval_complete"]) == (2, 0)  # a subset
     assert 0.0 < metrics["mlm_accuracy"] < 1.0 and 0.0 <= metrics["nsp_accuracy"] <= 1.0
     assert abs(metrics["loss"] - metrics["mlm_loss"]) < 1.5  # NSP adds ~log 2 per example
-    (filled,) = task.predict(placement, params, tok, ["import [MASK]\nx = [MASK](1)"])
-    assert "[MASK]" not in filled and filled.startswith("import ")
+    (line,) = task.predict(placement, params, tok, ["import [MASK]\nx = [MASK](1)"], top_k=3)
+    filled, *masks = line.split("\t")
+    assert "[MASK]" not in filled and filled.startswith("import ") and "\n" not in line
+    assert len(masks) == 2  # a field per [MASK]: its 3 best pieces, quoted, with probabilities
+    for field in masks:
+        choices = re.findall(rf"({QUOTED}) (\d\.\d{{3}})", field)
+        assert len(choices) == 3, field
+        probabilities = [float(p) for _, p in choices]
+        assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) < 1.002
+        best = ast.literal_eval(choices[0][0])  # the filled-in piece, "▁" shown as a space
+        assert best.startswith("<0x") or best.strip() in filled
 
 
 def test_every_model_has_the_same_bert_encoder():

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from tests.tasks.conftest import make_tokenizer, model_config, tiny_config, train
+from tests.tensorboard_events import summaries
 from transformer_jax.data import classify
 from transformer_jax.errors import UserError
+from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.tasks.classify import SequenceClassification
+from transformer_jax.train.metric_writer import MetricWriter
 
 FRUIT = ["apple", "pear", "plum", "fig", "kiwi", "lime"]
 TOOLS = ["hammer", "saw", "drill", "wrench", "chisel", "file"]
@@ -47,9 +50,28 @@ def test_trains_and_evaluates(data_dir, evaluate, placement):
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     metrics = evaluate(task, tok, params)
     assert metrics["examples"] == 40
+    assert (metrics["eval_batches"], metrics["eval_complete"]) == (5, 1)  # all 40 rows
     assert metrics["accuracy"] > 0.9
     assert set(metrics) >= {"macro_f1", "f1/fruit", "recall/tool", "confusion/fruit/fruit"}
-    assert task.predict(placement, params, tok, ["i like the saw and the drill"]) == ["tool"]
+    # What the trainer records: the confusion matrix as one TensorBoard image, no cells.
+    recorded, images = Evaluator(task, placement, tok).run(params, "validation", None,
+                                                           images=True)
+    assert not [k for k in recorded if k.startswith("confusion/")]
+    assert images["confusion_matrix"].ndim == 3 and images["confusion_matrix"].shape[2] == 3
+    writer = MetricWriter(data_dir / "run")
+    writer.write(120, "eval", recorded)
+    writer.write_images(120, "eval", images)
+    writer.close()
+    shown = summaries(data_dir / "run" / "tensorboard")
+    assert ("eval/confusion_matrix", "image", 120) in shown
+    assert not [tag for tag, _, _ in shown if "confusion/" in tag] and len(shown) < 20
+    (line,) = task.predict(placement, params, tok, ["i like the saw and the drill"])
+    label, probability = line.split("\t")
+    assert label == "tool" and 0.5 < float(probability) <= 1.0
+    (both,) = task.predict(placement, params, tok, ["i like the pear"], top_k=5)  # capped: 2
+    first, p1, second, p2 = both.split("\t")
+    assert (first, second) == ("fruit", "tool") and float(p1) >= float(p2)
+    assert float(p1) + float(p2) == pytest.approx(1.0, abs=2e-3)  # printed with 3 decimals
 
 
 def test_local_formats_and_pairs(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from experiments.configs import seq2seq_stdlib
 from tests.models.toy_seq2seq import CONFIG, reversal_batch, trained
+from tests.tensorboard_events import summaries
 from transformer_jax import run as run_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import from_preset
@@ -68,10 +69,12 @@ def small_config(tmp_path, monkeypatch):
 def test_train_evaluate_and_decode_through_the_trainer(small_config, tmp_path, capsys):
     workdir = str(tmp_path / "run")
     metrics = run_lib.train_and_evaluate(small_config, workdir)
-    assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL"}
+    assert set(metrics) >= {"loss", "token_accuracy", "bleu", "rouge1", "rouge2", "rougeL",
+                            "rougeLsum"}
     assert metrics["decoded"] == 8 and all(np.isfinite(v) for v in metrics.values())
     demo = capsys.readouterr().out
     assert demo.count("reference: ") == 2 and demo.count("output: ") == 2  # the end demo
+    assert ("demo/text_summary", "text", 2) in summaries(tmp_path / "run" / "tensorboard")
     # What experiments.predict does: one output line per input line, beam or sampled.
     decoded = workdir_lib.predict_workdir(workdir, ["def f(x):\\n    return x", "y = 1"],
                                           beam_size=2)

@@ -6,26 +6,16 @@ import json
 import logging
 import pathlib
 import shutil
-import struct
 from collections import Counter
 
-from tensorboardX.proto.event_pb2 import Event, SessionLog
+from tensorboardX.proto.event_pb2 import SessionLog
 
+from tests.tensorboard_events import read_events
 from transformer_jax import run as run_lib
 
 
 def _records(workdir: pathlib.Path) -> list[dict]:
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _events(path: pathlib.Path) -> list[Event]:
-    """The events of one TFRecord event file (u64 length, u32 crc, data, u32 crc)."""
-    data, events, at = path.read_bytes(), [], 0
-    while at < len(data):
-        (length,) = struct.unpack("<Q", data[at:at + 8])
-        events.append(Event.FromString(data[at + 12:at + 12 + length]))
-        at += 12 + length + 4
-    return events
 
 
 def _tensorboard_scalars(logdir: pathlib.Path, *, purge: bool) -> list[tuple[str, int]]:
@@ -36,14 +26,14 @@ def _tensorboard_scalars(logdir: pathlib.Path, *, purge: bool) -> list[tuple[str
     """
     shown: list[tuple[str, int]] = []
     for path in sorted(logdir.glob("events.out.tfevents.*")):
-        for event in _events(path):
+        for event in read_events(path):
             if purge and event.session_log.status == SessionLog.START:
                 shown = [(tag, step) for tag, step in shown if step < event.step]
             shown += [(value.tag, event.step) for value in event.summary.value]
     return shown
 
 
-def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog):
+def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog, capsys):
     data = tmp_path / "corpus"
     shutil.copytree(corpus, data)
     (data / "binary.bin").write_bytes(b"\x00\xff")  # one not-UTF-8 file, reported once
@@ -55,6 +45,12 @@ def test_short_run_then_resume_then_rerun(config, corpus, tmp_path, caplog):
     mfu = [r["mfu"] for r in _records(workdir) if "mfu" in r]
     assert mfu and all(0 < m <= 1 for m in mfu), mfu
     straight = _records(workdir)
+    evals = [r for r in straight if r["split"] == "eval"]  # each states what it covered
+    assert evals and all(r["eval_batches"] == config.train.eval_batches
+                         and r["eval_complete"] == 0 for r in evals), evals
+    rows = config.train.batch_size  # one global batch
+    assert (f"eval on the first {config.train.eval_batches} batches of {rows} rows (a subset): "
+            "loss ") in capsys.readouterr().out
     shutil.rmtree(workdir / "checkpoints" / "6")  # killed after step 3's checkpoint
     run_lib.train_and_evaluate(config, str(workdir))  # resumes at step 3
     run_lib.train_and_evaluate(config, str(workdir))  # finished: evaluates, records nothing

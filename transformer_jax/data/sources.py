@@ -9,7 +9,8 @@ key). Three kinds:
 - `TfdsSource` (in tfds_source.py): a prepared TFDS dataset read through array_record.
 
 File sources assign each document to a split by a stable hash of its key, so the split never
-depends on file order, machine or process; they index files eagerly (one read,
+depends on file order, machine or process (a corpus the hash leaves a split empty for, such as
+one file, is split by position instead: see position_split.py); they index files eagerly (one read,
 ~0.3 s for the stdlib) so that bad files are found and counted once, up front, and keep only
 byte offsets in memory, reading each document back on demand.
 """
@@ -26,7 +27,8 @@ import numpy as np
 from absl import logging
 
 from transformer_jax.data.chunking import MAX_DOC_CHARS, split_text
-from transformer_jax.data.splits import TextSource, check_split, split_of
+from transformer_jax.data.position_split import split_by_position
+from transformer_jax.data.splits import SPLITS, TextSource, check_split, split_of
 from transformer_jax.data.tfds_source import TfdsSource
 from transformer_jax.errors import UserError
 
@@ -36,13 +38,15 @@ __all__ = [
     "StdlibSource",
     "TextSource",
     "TfdsSource",
+    "check_splits",
     "make_source",
     "split_of",
     "stdlib_files",
 ]
 
-# Corpora whose non-text files were already reported in this process.
+# Corpora whose non-text files (whose split by position) were already reported in this process.
 _warned_not_text: set[str] = set()
+_warned_position: set[str] = set()
 
 
 def stdlib_files() -> list[pathlib.Path]:
@@ -80,6 +84,7 @@ class FileSource:
         validation_fraction: float,
         jsonl_key: str,
         max_doc_chars: int,
+        whole: bool = False,
     ):
         """Indexes `files`, keeping the documents of `split`.
 
@@ -92,6 +97,7 @@ class FileSource:
           validation_fraction: share of documents held out for "validation".
           jsonl_key: the field holding the text in `.jsonl` lines.
           max_doc_chars: longer documents are split into chunks of at most this many chars.
+          whole: every document is in `split` (files given for that split alone).
         """
         check_split(split, validation_fraction)
         self.name, self.fingerprint, self.split = name, fingerprint, split
@@ -99,6 +105,7 @@ class FileSource:
         self._jsonl_key = jsonl_key
         # Per document: file number, byte span in the file, char span in a JSON line's text.
         rows: list[tuple[int, int, int, int, int]] = []
+        held_out: list[bool] = []  # per row: its key's hash puts it in validation
         total_docs = not_text = empty = 0
         for file_number, (path, key) in enumerate(files):
             try:
@@ -124,11 +131,9 @@ class FileSource:
                 spans = _byte_chunks(text, max_doc_chars)
                 docs = [(key, start, end, 0, -1) for start, end in spans]
             total_docs += len(docs)
-            rows.extend(
-                (file_number, *span)
-                for doc_key, *span in docs
-                if split_of(doc_key, validation_fraction) == split
-            )
+            for doc_key, *span in docs:
+                rows.append((file_number, *span))
+                held_out.append(split_of(doc_key, validation_fraction) == "validation")
         if not_text and where not in _warned_not_text:
             _warned_not_text.add(where)  # each split and evaluation re-indexes the same files
             logging.warning(
@@ -140,6 +145,18 @@ class FileSource:
                 f"no text in {where}: {len(files)} files, {not_text} not UTF-8, {empty} empty; "
                 "point the data path at UTF-8 text files"
             )
+        if whole:
+            pass
+        elif validation_fraction > 0 and (all(held_out) or not any(held_out)):
+            if where not in _warned_position:
+                _warned_position.add(where)
+                logging.warning(
+                    "%s: %d document(s), too few to split by document; the last %g of its text "
+                    "is validation (or set data.validation_path)", where, total_docs,
+                    validation_fraction)
+            rows = split_by_position(rows, validation_fraction, self._read_bytes)[split]
+        else:
+            rows = [r for r, v in zip(rows, held_out, strict=True) if v == (split == "validation")]
         if not rows:
             raise UserError(
                 f"split {split!r} of {where} is empty ({total_docs} documents, "
@@ -178,6 +195,13 @@ class FileSource:
                 "set data.text_key to the field holding the text"
             )
         return record[self._jsonl_key]
+
+    def _read_bytes(self, row: tuple[int, int, int, int, int]) -> bytes:
+        """The bytes of a document row's byte span."""
+        file_number, start, end = row[:3]
+        with open(self._files[file_number], "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
 
     def __len__(self) -> int:
         return len(self._file_number)
@@ -250,6 +274,7 @@ class LocalSource(FileSource):
         validation_fraction: float = 0.02,
         jsonl_key: str = "text",
         max_doc_chars: int = MAX_DOC_CHARS,
+        whole: bool = False,
     ):
         """See `FileSource`.
 
@@ -260,6 +285,7 @@ class LocalSource(FileSource):
           validation_fraction: share of documents held out for "validation".
           jsonl_key: the field holding the text in `.jsonl` lines.
           max_doc_chars: longer documents are split into chunks of at most this many chars.
+          whole: every document is in `split` (e.g. data.validation_path).
         """
         files = []
         for part in (p.strip() for p in path.split(",")):
@@ -269,6 +295,8 @@ class LocalSource(FileSource):
             stat = file.stat()
             fingerprint.update(f"{key}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         fingerprint.update(f"val{validation_fraction}-max{max_doc_chars}-{jsonl_key}".encode())
+        if whole:
+            fingerprint.update(b"-whole")
         super().__init__(
             files,
             name="local",
@@ -278,6 +306,7 @@ class LocalSource(FileSource):
             validation_fraction=validation_fraction,
             jsonl_key=jsonl_key,
             max_doc_chars=max_doc_chars,
+            whole=whole,
         )
 
 
@@ -305,7 +334,8 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str) -> TextSource:
 
     Args:
       data_cfg: `source` ("stdlib" | "local" | "tfds"), `path` (local), `tfds_name`,
-        `tfds_data_dir`, `text_key`, `validation_fraction`.
+        `tfds_data_dir`, `text_key`, `validation_fraction`, `validation_path` (local: a
+        held-out file or directory; then all of `path` is train).
       split: "train" or "validation".
 
     Returns:
@@ -320,6 +350,10 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str) -> TextSource:
         path = data_cfg.get("path")
         if not path:
             raise UserError("data.path is empty; set it to files, directories or .jsonl files")
+        held_out = data_cfg.get("validation_path") or ""
+        if held_out:
+            return LocalSource(held_out if split == "validation" else path, split,
+                               jsonl_key=text_key, whole=True)
         return LocalSource(
             path, split, validation_fraction=validation_fraction, jsonl_key=text_key
         )
@@ -331,3 +365,11 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str) -> TextSource:
             name, split, data_dir=data_cfg.get("tfds_data_dir") or None, text_key=text_key
         )
     raise UserError(f"data.source={kind!r} is unknown; use 'stdlib', 'local' or 'tfds'")
+
+
+def check_splits(data_cfg: ml_collections.ConfigDict) -> None:
+    """UserError (one line) when a split of a stdlib/local text source is empty: indexes
+    each split once, so a run can fail before it writes anything."""
+    if data_cfg.get("source", "stdlib") in ("stdlib", "local"):
+        for split in SPLITS:
+            make_source(data_cfg, split)

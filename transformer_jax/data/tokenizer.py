@@ -131,6 +131,10 @@ class Tokenizer:
             )
         return i
 
+    def piece_text(self, i: int) -> str:
+        """The piece of id `i` for display, "▁" shown as a space ("<0x0A>" for a byte piece)."""
+        return self._sp.id_to_piece(int(i)).replace(_META, " ")
+
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, without bos/eos.
 

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from transformer_jax.decoding import repetition
 from transformer_jax.decoding import seq2seq as seq2seq_decode
 from transformer_jax.decoding.loop import loop_jit
 from transformer_jax.errors import UserError
@@ -63,10 +64,10 @@ def reorder_cache(cache: Any, parents: jax.Array) -> Any:
 @functools.partial(
     loop_jit,
     static_argnames=("model", "beam_size", "alpha", "max_decode_len", "bos_id", "eos_id",
-                     "len_a", "len_b"),
+                     "len_a", "len_b", "repetition_penalty", "no_repeat_ngram"),
 )
 def _beam_search(params, source, *, model, beam_size, alpha, max_decode_len, bos_id, eos_id,
-                 len_a, len_b):
+                 len_a, len_b, repetition_penalty=1.0, no_repeat_ngram=0):
     b, k, m = source.shape[0], beam_size, max_decode_len
     limits = seq2seq_decode.length_limits(source, m, len_a, len_b, model.config.pad_id)  # [B]
     flat_source = _tile(source, k)  # [B * K, S]
@@ -89,6 +90,10 @@ def _beam_search(params, source, *, model, beam_size, alpha, max_decode_len, bos
         i, cache, logits, alive_logp, alive_seq, fin_score, fin_seq = state
         v = logits.shape[-1]
         logp = jax.nn.log_softmax(logits).reshape(b, k, v)
+        if repetition_penalty != 1.0 or no_repeat_ngram:
+            logp = repetition.penalize_repeats(
+                logp, alive_seq, i, repetition_penalty=repetition_penalty,
+                no_repeat_ngram=no_repeat_ngram, neg=NEG)
         logp = seq2seq_decode.force_eos(logp, i, limits, eos_id)
         candidates = (alive_logp[:, :, None] + logp).reshape(b, k * v)
         top_logp, top_index = jax.lax.top_k(candidates, 2 * k)  # [B, 2K]
@@ -136,6 +141,8 @@ def beam_search(
     alpha: float = 0.6,
     len_a: float = 0.0,
     len_b: int | None = None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """The best beam for each source.
 
@@ -149,6 +156,7 @@ def beam_search(
       alpha: GNMT length-penalty exponent (0 = plain log-probability).
       len_a, len_b: a row emits at most a * (its source length) + b tokens, EOS included
         (default: M); EOS is forced there.
+      repetition_penalty, no_repeat_ngram: see `decoding/repetition.py` (1 and 0 = off).
 
     Returns:
       ([B, M] int32 outputs, 0 after EOS; [B] float32 length-normalized log-probabilities).
@@ -163,4 +171,14 @@ def beam_search(
         alpha=float(alpha), max_decode_len=int(max_decode_len), bos_id=int(bos_id),
         eos_id=int(eos_id), len_a=float(len_a),
         len_b=int(max_decode_len if len_b is None else len_b),
+        **_repetition_options(repetition_penalty, no_repeat_ngram),
     )
+
+
+def _repetition_options(repetition_penalty: float, no_repeat_ngram: int) -> dict[str, Any]:
+    """The checked repetition controls as `_beam_search` arguments (none when off, so the
+    default search compiles and runs exactly as without them)."""
+    repetition.check_repetition(repetition_penalty, no_repeat_ngram)
+    off = repetition_penalty == 1.0 and no_repeat_ngram == 0
+    return {} if off else {"repetition_penalty": float(repetition_penalty),
+                           "no_repeat_ngram": int(no_repeat_ngram)}

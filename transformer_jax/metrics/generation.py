@@ -14,7 +14,9 @@ from rouge_score import rouge_scorer
 
 from transformer_jax.errors import UserError
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# rougeLsum: the union LCS over sentences, which are the lines of a text (the CNN/DailyMail
+# and XSum papers' ROUGE-L); rougeL treats each text as one sequence.
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 def _check(hypotheses: Sequence[str], references: Sequence[str]) -> None:
@@ -47,14 +49,15 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, s
 
 
 def rouge(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F-measures (in [0, 100]) over the examples.
+    """Mean ROUGE-1/2/L/Lsum F-measures (in [0, 100]) over the examples.
 
     Args:
       hypotheses: N system outputs.
       references: N references, aligned with `hypotheses`.
 
     Returns:
-      {"rouge1": .., "rouge2": .., "rougeL": ..}; all 0 for N = 0.
+      {"rouge1": .., "rouge2": .., "rougeL": .., "rougeLsum": ..} (Lsum: sentences are the
+      lines of each text, newline-separated); all 0 for N = 0.
     """
     _check(hypotheses, references)
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)

@@ -63,13 +63,14 @@ class Run:
         return Placement.for_batch(self.mesh, batch_size or self.config.train.batch_size)
 
 
-def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
+def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool = True) -> Run:
     """Validates the config against the devices and the workdir; resolves the tokenizer.
 
     Raises UserError (before writing anything) for: an unknown task or a config the task
     rejects, a mesh that doesn't fit the devices, a batch not divisible by the data-parallel
     size, a workdir whose checkpoint has another model shape or vocabulary, an `init_from`
-    that doesn't fit.
+    that doesn't fit, and with `check_data` (training; not evaluate/predict, whose machine
+    may lack the corpus) an empty data split.
     """
     model_config = model_config_from(config.model)
     mesh = sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
@@ -91,6 +92,8 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str) -> Run:
         _warn_if_schedule_moves(meta, existing[0], config)
     config = _resolved(config, meta)
     task = tasks_lib.make_task(config, model_config)
+    if check_data:
+        task.check_data()  # an empty split fails here, not after training
     located = (pretrained.locate(config.init_from, model_config)
                if meta is None and config.get("init_from") else None)
     tokenizer = _resolve_tokenizer(task, model_config, workdir_path, located)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.data import text_tokenizer
 from transformer_jax.run import calls
-from transformer_jax.run.evaluation import Evaluator, headline
+from transformer_jax.run.evaluation import Evaluator, coverage, headline
 from transformer_jax.run.setup import (
     CONFIG_FILE,
     Run,
@@ -74,10 +74,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         eval_metrics: dict[str, float] = {}
 
         def evaluate(step: int, record: bool = True) -> dict[str, float]:
-            result = evaluator(state.params, "validation", tcfg.eval_batches)
+            result, images = evaluator.run(state.params, "validation", tcfg.eval_batches,
+                                           images=record)
             if record:
                 writer.write(step, "eval", result)
-            _say(bar, f"step {step}: eval " + headline(task, result))
+                writer.write_images(step, "eval", images)
+            _say(bar, f"step {step}: eval on {coverage(result, placement.global_batch)}: "
+                 + headline(task, result))
             return result
 
         rng, meta = jax.random.key(tcfg.seed), metadata(run)
@@ -115,17 +118,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if not eval_metrics and start_step >= tcfg.steps:
                 _say(bar, f"already at step {start_step}; evaluating only")
                 eval_metrics = evaluate(start_step, record=False)  # recorded when it ran
+            if eval_metrics:
+                # Every process runs the demo (the params are sharded over all of them).
+                text = task.demo(placement, state.params, run.tokenizer)
+                if text:
+                    _say(bar, f"\n{text}")
+                    if step > start_step:  # a re-run of a finished run recorded it already
+                        writer.write_text(step, "demo", text)
         finally:
             bar.close()
             train_iter.close()  # stop Grain's prefetch threads before interpreter exit
             run.checkpointer.wait()
             run.checkpointer.close()
             writer.close()
-        if eval_metrics:
-            # Every process runs the demo (the params are sharded over all of them); one prints.
-            text = task.demo(placement, state.params, run.tokenizer)
-            if text and jax.process_index() == 0:
-                print(f"\n{text}")
     return eval_metrics
 
 

@@ -35,7 +35,7 @@ def load_run(workdir: str, step: int | None = None) -> tuple[Run, Any, int]:
     """
     config = ml_collections.ConfigDict(_metadata(workdir)["config"])
     config.mesh.update(data=-1, fsdp=1, tensor=1)
-    run = setup_run(config, workdir)
+    run = setup_run(config, workdir, check_data=False)
     state = restore_state(run, step=step)
     if state is None:
         raise UserError(f"no checkpoint in {run.checkpointer.directory} can be restored")

@@ -72,6 +72,11 @@ class Task(abc.ABC):
         self.config = config
         self.model_config = model_config
 
+    def check_data(self) -> None:
+        """UserError when a split of the data is empty, before the run writes anything
+        (default: nothing checked here; the data's first use finds out)."""
+        return None
+
     def tokenizer_source(self) -> TextSource:
         """Train-split documents the tokenizer is trained on when none is cached."""
         from transformer_jax.data import sources
@@ -149,6 +154,11 @@ class Task(abc.ABC):
         `complete` is True when the whole split was evaluated (not a bounded evaluation
         during training): a task may add detail then (e.g. confusion-matrix cells).
         """
+
+    def eval_images(self, sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Images of a split's summed `eval_sums` for TensorBoard, by name (uint8
+        [H, W, 3]), e.g. a confusion matrix; none by default."""
+        return {}
 
     def decoded_metrics(self, placement: Placement, params: Any, tokenizer: TextTokenizer,
                         split: str, max_batches: int | None) -> dict[str, float]:

@@ -12,8 +12,10 @@ import numpy as np
 
 from transformer_jax.data import classify
 from transformer_jax.metrics.classification import report_from_confusion
+from transformer_jax.metrics.confusion_image import confusion_image
 from transformer_jax.models.bert import BertForSequenceClassification
 from transformer_jax.placement import Placement
+from transformer_jax.tasks import scores
 from transformer_jax.tasks.base import LossFn, check_options
 from transformer_jax.tasks.encoder import EncoderTask
 from transformer_jax.train import losses
@@ -89,10 +91,16 @@ class SequenceClassification(EncoderTask):
                     metrics[f"confusion/{self.labels[i]}/{self.labels[j]}"] = count
         return metrics
 
+    def eval_images(self, sums) -> dict[str, np.ndarray]:
+        confusion = np.rint(sums["confusion"]).astype(np.int64)
+        return {"confusion_matrix": confusion_image(confusion, self.labels)}
+
     def predict(self, placement: Placement, params: Any, tokenizer, lines: Sequence[str],
                 **options: Any) -> list[str]:
-        """A label per line; a tab separates a sentence pair ("text<TAB>text_b")."""
-        check_options(self.name, options, ())
+        """Per line "label<TAB>probability", for the `top_k` (default 1) most likely labels,
+        most likely first; a tab separates a sentence pair's texts ("text<TAB>text_b")."""
+        check_options(self.name, options, ("top_k",))
+        k = scores.check_top_k(options.get("top_k", 1), len(self.labels))
         if not lines:
             return []
         records = classify.Records(
@@ -102,6 +110,8 @@ class SequenceClassification(EncoderTask):
                                                    self.config.data.seq_len)
         out = []
         for _, batch, logits in self.run_model(placement, params, features, limit=None):
-            out.extend(self.labels[int(i)] for i in np.asarray(logits).argmax(-1)
-                       [batch["weight"] > 0])
+            ids, probs = scores.top_k_probabilities(
+                np.asarray(logits)[batch["weight"] > 0], k)  # [N, k] each
+            out.extend(scores.format_choices([self.labels[i] for i in row], p)
+                       for row, p in zip(ids, probs, strict=True))
         return out

@@ -104,6 +104,9 @@ class LanguageModeling(Task):
     def loss_fn(self, model: nn.Module) -> LossFn:
         return lm_loss_fn(model)
 
+    def check_data(self) -> None:
+        sources.check_splits(self.config.data)
+
     def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         source = sources.make_source(self.config.data, "train")

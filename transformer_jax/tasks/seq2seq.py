@@ -31,7 +31,8 @@ from transformer_jax.tasks.base import Batch, BatchIterator, LossFn, Task, check
 from transformer_jax.train import flops, losses
 
 # experiments.predict options, defaults from `config.task` (beam) or greedy sampling.
-DECODE_OPTIONS = ("beam_size", "alpha", "temperature", "top_k", "top_p", "seed")
+DECODE_OPTIONS = ("beam_size", "alpha", "repetition_penalty", "no_repeat_ngram", "temperature",
+                  "top_k", "top_p", "seed")
 
 
 class _PairText:
@@ -186,16 +187,23 @@ class Seq2Seq(Task):
         temperature 0).
 
         Options (default: `config.task`, temperature 0, seed 0): beam_size, alpha,
-        temperature, top_k, top_p, seed. Texts are decoded in global batches of
+        repetition_penalty, no_repeat_ngram (beam search only), temperature, top_k, top_p,
+        seed. Texts are decoded in global batches of
         `placement.global_batch` rows; each process supplies its rows, so every process
         makes the same calls and gets all outputs.
         """
         check_options(self.name, options, DECODE_OPTIONS)
         opts = {"beam_size": self.config.task.beam_size, "alpha": self.config.task.alpha,
                 "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0} | options
+        # Configs written before these keys existed have them off.
+        repeats = {key: options.get(key, self.config.task.get(key, off)) for key, off in
+                   (("repetition_penalty", 1.0), ("no_repeat_ngram", 0))}
         if opts["beam_size"] < 0:
             raise UserError(f"--beam_size={opts['beam_size']} must be >= 0 "
                             "(0 = greedy/sampling)")
+        if not opts["beam_size"] and any(key in options for key in repeats):
+            raise UserError("--repetition_penalty/--no_repeat_ngram apply to beam search: "
+                            "use --beam_size=1 or more")
         task, data, tok = self.config.task, self.config.data, tokenizer
         model = self.build_model(self.model_config.replace(deterministic=True, decode=True))
         global_batch = placement.global_batch
@@ -214,7 +222,7 @@ class Seq2Seq(Task):
             if opts["beam_size"]:
                 out, _ = beam_search.beam_search(model, params, source,
                                                  beam_size=opts["beam_size"],
-                                                 alpha=opts["alpha"], **common)
+                                                 alpha=opts["alpha"], **repeats, **common)
             else:
                 out = seq2seq_decoding.sample(
                     model, params, source, temperature=opts["temperature"],

@@ -14,6 +14,7 @@ import math
 import pathlib
 
 import jax
+import numpy as np
 from tensorboardX import SummaryWriter
 
 
@@ -54,6 +55,17 @@ class MetricWriter:
         for name, value in metrics.items():
             if math.isfinite(float(value)):
                 self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
+
+    def write_images(self, step: int, split: str, images: dict[str, np.ndarray]) -> None:
+        """TensorBoard images `split/name` (uint8 [H, W, 3] each), e.g. a confusion matrix."""
+        for name, image in images.items() if self._active else ():
+            self._tb.add_image(f"{split}/{name}", image, int(step), dataformats="HWC")
+
+    def write_text(self, step: int, tag: str, text: str) -> None:
+        """A TensorBoard text summary (a sample, decoded examples), shown as written."""
+        if self._active:
+            # TensorBoard renders text as Markdown: a code block keeps lines and indentation.
+            self._tb.add_text(tag, "```\n" + text + "\n```", int(step))
 
     def close(self) -> None:
         if self._tb is not None:
