@@ -27,6 +27,7 @@ setup(
         "tqdm>=4.66",
         "sacrebleu>=2.6.0",
         "rouge-score>=0.1.2",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.6"],
