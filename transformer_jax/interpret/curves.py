@@ -12,9 +12,9 @@ import pathlib
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from transformer_jax.errors import UserError  # noqa: E402
+from transformer_jax.errors import UserError
 
 SIZE_INCHES = (10.0, 4.0)
 DPI = 100

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from transformer_jax.errors import UserError  # noqa: E402
+from transformer_jax.errors import UserError
 
 CELL_INCHES = 3.2  # one head's panel
 DPI = 100
