@@ -11,8 +11,7 @@ input stands for a newline) or a continuation (LM). Newlines in outputs are writ
 Decoding flags, for the tasks that decode (default: the run's config): LM --max_new_tokens,
 --temperature, --top_k, --top_p, --seed; seq2seq --beam_size (0 = greedy, or sampling with
 --temperature), --alpha, --temperature, --top_k, --top_p, --seed. Other tasks take none.
---quantize=int8 predicts
-with int8-quantized weights.
+--quantize=int8 predicts with int8-quantized weights.
 """
 
 import sys
