@@ -71,7 +71,8 @@ def quantize(params: Any, groups: tuple[str, ...] = GROUPS) -> dict:
     """The params with the weights of `groups` replaced by int8 + scales.
 
     Args:
-      params: a model's float params (nested dicts).
+      params: a model's float params (nested dicts; `nn.LogicallyPartitioned` boxes are
+        unboxed).
       groups: any of "dense" (every projection kernel), "embeddings" (embedding tables;
         with tied embeddings also the output projection), "output" (an untied lm_head).
 
@@ -81,7 +82,7 @@ def quantize(params: Any, groups: tuple[str, ...] = GROUPS) -> dict:
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise UserError(f"quantization groups {sorted(unknown)} unknown; use {GROUPS}")
-    flat = traverse_util.flatten_dict(params)
+    flat = traverse_util.flatten_dict(nn.unbox(params))  # boxed (logical axes) or plain
     out = {}
     for path, w in flat.items():
         if _group(path) in groups:
