@@ -18,10 +18,15 @@ from benchmarks import common
 from benchmarks.train_throughput import SIZES, model_config
 
 
-def jax_runner(config, batch: int, prompt_len: int, new_tokens: int):
-    """A callable doing one greedy generation of `new_tokens` tokens (waits for it)."""
+def jax_runner(config, batch: int, prompt_len: int, new_tokens: int, int8: bool = False):
+    """A callable doing one greedy generation of `new_tokens` tokens (waits for it).
+
+    With `int8` the weights are int8 + per-channel scales (`compress/int8.py`), dequantized
+    inside each decoding step (`Dequantizing`), so every step reads int8 weights.
+    """
     import jax
 
+    from transformer_jax.compress import int8 as int8_lib
     from transformer_jax.decoding.lm import generate
     from transformer_jax.models.gpt import GPT
 
@@ -29,6 +34,9 @@ def jax_runner(config, batch: int, prompt_len: int, new_tokens: int):
         jax.random.key(0), jax.numpy.zeros((1, prompt_len), jax.numpy.int32)
     )["params"]
     decoder = GPT(config.replace(decode=True, deterministic=True))
+    if int8:
+        params = int8_lib.nest(int8_lib.quantize(params))
+        decoder = int8_lib.Dequantizing(decoder)
     prompt = jax.random.randint(jax.random.key(1), (batch, prompt_len), 4, config.vocab_size)
 
     def run() -> None:
@@ -87,6 +95,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
     parser.add_argument("--xla_flags", default="")
     parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--no_int8", action="store_true", help="skip the int8-weights row")
     parser.add_argument("--variants", choices=["", "scan", "unrolled"], default="",
                         help="also time JAX with scanned (or unrolled) layers, alternating")
     parser.add_argument("--cpus", type=int, default=0,
@@ -112,6 +121,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             variant = config.replace(scan_layers=args.variants == "scan")
             runs[f"jax_{args.variants}"] = jax_runner(variant, batch, args.prompt_len,
                                                       args.new_tokens)
+        if not args.no_int8:
+            runs["jax_int8"] = jax_runner(config, batch, args.prompt_len, args.new_tokens,
+                                          int8=True)
         if not args.no_torch and torch_reference.is_gpt2_like(config):
             runs["torch"] = torch_reference.generate_runner(
                 config, batch, args.prompt_len, args.new_tokens)
@@ -133,6 +145,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if "torch" in times:
             result["ratio_jax_over_torch"] = round(
                 result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 2)
+        if "jax_int8" in times:
+            result["int8_vs_float32"] = round(
+                result["jax_int8_tokens_per_s"] / result["jax_tokens_per_s"], 2)
+            if "torch" in times:
+                result["ratio_int8_over_torch"] = round(
+                    result["jax_int8_tokens_per_s"] / result["torch_tokens_per_s"], 2)
         if args.variants:
             result[f"jax_{args.variants}_vs_default"] = round(
                 result[f"jax_{args.variants}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
@@ -150,15 +168,18 @@ def markdown(results: list[dict]) -> str:
     r0 = results[0]
     variant = next((k[:-len("_tokens_per_s")] for k in r0
                     if k.startswith("jax_") and k.endswith("_tokens_per_s")
-                    and k != "jax_tokens_per_s"), None)
+                    and k not in ("jax_tokens_per_s", "jax_int8_tokens_per_s")), None)
+    int8 = "jax_int8_tokens_per_s" in r0
     rows = [[r["batch"], r["jax_tokens_per_s"]]
             + ([f"{r[f'{variant}_tokens_per_s']} ({r[f'{variant}_vs_default']:.2f}x)"]
                if variant else [])
+            + ([f"{r['jax_int8_tokens_per_s']} ({r['int8_vs_float32']:.2f}x)"] if int8 else [])
             + [r.get("torch_tokens_per_s", "—"),
                f"**{r['ratio_jax_over_torch']:.2f}x**" if "ratio_jax_over_torch" in r else "—"]
             for r in results]
     header = (["batch", f"JAX generate (jit while_loop), scan_layers={r0['scan_layers']}"]
               + ([f"JAX, scan_layers={not r0['scan_layers']}"] if variant else [])
+              + (["JAX, int8 weights (vs float32)"] if int8 else [])
               + ["PyTorch model.generate", "JAX / PyTorch"])
     floor = next((r for r in results if r.get("weights_floor_tokens_per_s")), None)
     floor_note = (

@@ -1,7 +1,7 @@
 r"""Evaluate a training run's newest checkpoint; prints one JSON object of metrics.
 
   python -m experiments.evaluate --workdir=runs/gpt_stdlib [--split=validation]
-      [--max_batches=N] [--step=N]
+      [--max_batches=N] [--step=N] [--quantize=int8]
 
 The task, model and data come from the checkpoint's recorded config. By default the whole
 split is evaluated (training evaluates `train.eval_batches` batches only); the JSON includes
@@ -19,6 +19,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.
 _SPLIT = flags.DEFINE_string("split", "validation", "Data split: validation, train or test.")
 _MAX_BATCHES = flags.DEFINE_integer("max_batches", None, "Evaluate at most this many batches.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest).")
+_QUANTIZE = flags.DEFINE_string("quantize", None, "int8: use int8-quantized weights "
+                                  "(per-output-channel scales; default: as trained).")
 
 
 def main(argv):
@@ -27,7 +29,7 @@ def main(argv):
     def run():
         logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
         print(json.dumps(evaluate_workdir(_WORKDIR.value, _SPLIT.value, _MAX_BATCHES.value,
-                                          _STEP.value),
+                                          _STEP.value, _QUANTIZE.value),
                          sort_keys=True))
 
     common.run_main(run)

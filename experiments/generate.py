@@ -1,7 +1,7 @@
 r"""Continue a prompt with a language model's newest checkpoint (KV cache).
 
   python -m experiments.generate --workdir=runs/gpt_stdlib --prompt="def " \
-      [--max_new_tokens=128 --temperature=0.8 --top_k=40 --top_p=0.95 --seed=0]
+      [--max_new_tokens=128 --temperature=0.8 --top_k=40 --top_p=0.95 --seed=0] [--quantize=int8]
 
 Prints the prompt and its continuation. Unset flags take the run's `config.sample` values
 (those of the sample printed after training). --temperature=0 decodes greedily. For one output per
@@ -15,6 +15,8 @@ from transformer_jax.run.workdir import generate_from_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
 _PROMPT = flags.DEFINE_string("prompt", "def ", "Text to continue.")
+_QUANTIZE = flags.DEFINE_string("quantize", None, "int8: use int8-quantized weights "
+                                  "(per-output-channel scales; default: as trained).")
 # Default (None): the run's `config.sample`, as in the sample printed after training.
 flags.DEFINE_integer("max_new_tokens", None, "Tokens to generate at most.")
 flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
@@ -31,7 +33,7 @@ def main(argv):
         logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
         options = {name: flags.FLAGS[name].value for name in SAMPLING_FLAGS
                    if flags.FLAGS[name].present}
-        text = generate_from_workdir(_WORKDIR.value, _PROMPT.value, **options)
+        text = generate_from_workdir(_WORKDIR.value, _PROMPT.value, _QUANTIZE.value, **options)
         print(_PROMPT.value + text)
 
     common.run_main(run)

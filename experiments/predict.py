@@ -15,6 +15,7 @@ Decoding flags, for the tasks that decode (default: the run's config): LM --max_
 --temperature), --alpha, --repetition_penalty, --no_repeat_ngram, --temperature, --top_k,
 --top_p, --seed. Classification and fill-mask take --top_k; other
 tasks take none.
+--quantize=int8 predicts with int8-quantized weights.
 """
 
 import sys
@@ -26,6 +27,8 @@ from transformer_jax.errors import UserError
 from transformer_jax.run.workdir import predict_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory with checkpoints.", required=True)
+_QUANTIZE = flags.DEFINE_string("quantize", None, "int8: use int8-quantized weights "
+                                  "(per-output-channel scales; default: as trained).")
 _INPUT = flags.DEFINE_string("input_file", None, "Read lines from this file (default: stdin).")
 flags.DEFINE_integer("max_new_tokens", None, "LM: tokens to generate at most.")
 flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
@@ -58,7 +61,7 @@ def main(argv):
             lines = sys.stdin.read().splitlines()
         options = {name: flags.FLAGS[name].value for name in DECODING_FLAGS
                    if flags.FLAGS[name].present}
-        for line in predict_workdir(_WORKDIR.value, lines, **options):
+        for line in predict_workdir(_WORKDIR.value, lines, _QUANTIZE.value, **options):
             print(line)
 
     common.run_main(run)

@@ -160,3 +160,33 @@ def test_help_lists_the_config_flag_and_print_config_lists_every_key(tmp_path):
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "train.steps = 7  # optimizer steps in total" in listed.stdout
     assert "train.steps_per_call = 3  # " in listed.stdout
+
+
+def test_int8_run_directory_heatmaps_and_curves(trained, tmp_path):
+    """experiments.quantize's directory evaluates like the run; heatmaps and curves of it."""
+    from transformer_jax.compress import int8, store
+    from transformer_jax.interpret import curves, heatmaps
+    from transformer_jax.interpret.workdir import attention_from_workdir
+    from transformer_jax.run import workdir as workdir_lib
+
+    workdir = trained[0]
+    quantized = tmp_path / "int8"
+    result = run("experiments.quantize", f"--workdir={workdir}", f"--out={quantized}",
+                 env_cache=trained[2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert store.is_quantized_dir(quantized)
+    float_metrics = workdir_lib.evaluate_workdir(str(workdir), max_batches=1)
+    int8_metrics = workdir_lib.evaluate_workdir(str(quantized), max_batches=1)
+    assert int8_metrics["step"] == float_metrics["step"] == 6
+    assert abs(int8_metrics["loss"] / float_metrics["loss"] - 1) < 0.01
+    flagged = workdir_lib.evaluate_workdir(str(workdir), max_batches=1, quantize="int8")
+    assert flagged["loss"] == pytest.approx(int8_metrics["loss"], rel=1e-6)
+    _, params, _ = workdir_lib.load_run(str(workdir))
+    # ~3.4x for this d_model=32 model (scales and float biases weigh more at small widths)
+    assert int8.nbytes(store.read_weights(quantized)) < int8.nbytes(params) / 3
+
+    maps, tokens = attention_from_workdir(str(quantized), "def f(x):")
+    assert list(tokens) == ["decoder"] and tokens["decoder"][0] == "<s>"
+    paths = heatmaps.write_heatmaps(maps, tokens, tmp_path / "heat", layers=[0])
+    assert [p.name for p in paths] == ["decoder_self_attention_layer0.png"]
+    assert curves.write_curves(workdir, tmp_path / "curves.png").is_file()

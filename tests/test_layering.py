@@ -18,6 +18,7 @@ FORBIDDEN = {
     "train": ("tasks", "run", "decoding"),
     "decoding": ("tasks", "run", "train"),
     "tasks": ("run",),
+    "compress": ("tasks", "run", "train", "decoding", "models", "data", "interpret"),
 }
 
 

@@ -142,6 +142,28 @@ def einsum_attention(
     return out.reshape(b, t, n, h)
 
 
+def attention_probs(q: jax.Array, k: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """softmax(q k^T / sqrt(H) + mask), the probabilities `dot_product_attention` applies.
+
+    Args:
+      q: [B, T, N, H] queries.
+      k: [B, S, K, H] keys.
+      mask: [B|1, 1, T, S] boolean or None; masked entries get probability 0.
+
+    Returns:
+      [B, N, T, S] float32; each row sums to 1 over S (a fully masked row is all 0).
+    """
+    b, t, n, h = q.shape
+    kv_heads = k.shape[2]
+    qg = q.reshape(b, t, kv_heads, n // kv_heads, h)  # [B, T, K, G, H]
+    logits = jnp.einsum("BTKGH,BSKH->BKGTS", qg, k, preferred_element_type=jnp.float32)
+    logits = (logits / jnp.sqrt(h).astype(jnp.float32)).reshape(b, n, t, -1)  # [B, N, T, S]
+    if mask is None:
+        return jax.nn.softmax(logits, axis=-1)
+    probs = jax.nn.softmax(jnp.where(mask, logits, jnp.finfo(jnp.float32).min), axis=-1)
+    return jnp.where(mask, probs, 0.0)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head (grouped-query) attention, self or cross, with an optional KV cache.
 
@@ -210,6 +232,10 @@ class MultiHeadAttention(nn.Module):
                 q, k, v, mask, bias=bias, scaled=cfg.scaled_attention, heads_major=True
             )  # [B, T, N, H]
         else:
+            if self.is_mutable_collection("intermediates"):
+                # Asked for (apply(..., mutable=["intermediates"])): the fused kernel does not
+                # return its probabilities, so they are computed explicitly for this call only.
+                self.sow("intermediates", "attention_probs", attention_probs(q, k, mask))
             dropout_rate = 0.0 if cfg.deterministic else cfg.attention_dropout_rate
             out = dot_product_attention(
                 q, k, v, mask,

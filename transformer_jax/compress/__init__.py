@@ -1,0 +1,1 @@
+"""Model compression: int8 post-training weight quantization (`int8.py`)."""
