@@ -27,15 +27,21 @@ def _metadata(workdir: str) -> dict:
     return found[1]
 
 
+def recorded_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config recorded in `workdir`'s newest checkpoint, its mesh re-fitted to the
+    devices present (-1 on the data axis)."""
+    config = ml_collections.ConfigDict(_metadata(workdir)["config"])
+    config.mesh.update(data=-1, fsdp=1, tensor=1)
+    return config
+
+
 def load_run(workdir: str, step: int | None = None) -> tuple[Run, Any, int]:
     """(run, params, step) of the newest good checkpoint in `workdir` (or of `step`), on this
     host's devices.
 
     The mesh is re-fitted to the devices present (-1 on the data axis).
     """
-    config = ml_collections.ConfigDict(_metadata(workdir)["config"])
-    config.mesh.update(data=-1, fsdp=1, tensor=1)
-    run = setup_run(config, workdir)
+    run = setup_run(recorded_config(workdir), workdir)
     state = restore_state(run, step=step)
     if state is None:
         raise UserError(f"no checkpoint in {run.checkpointer.directory} can be restored")
