@@ -90,6 +90,7 @@ def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict
         eps=1e-6, weight_decay=0.01, grad_clip_norm=1.0,
     )
     c.mesh = common.mesh_section()
+    c.lora = common.lora_section()
     if arg == "test":
         common.apply_test_variant(c, steps_per_call=3, vocab_size=384, num_layers=2,
                                   max_len=64)

@@ -18,7 +18,7 @@ from transformer_jax.models.config import ModelConfig
 
 # ModelConfig fields that are not settings of an experiment: `preset` is the section's own
 # key, and eval/decode variants are derived with `ModelConfig.replace`.
-_NOT_CONFIGURABLE = ("preset", "deterministic", "decode")
+_NOT_CONFIGURABLE = ("preset", "deterministic", "decode", "lora")
 
 
 def _value_type(hint: typing.Any) -> type:
@@ -103,6 +103,20 @@ def optim_section(*, learning_rate: float, schedule: str, warmup_steps: int,
 def mesh_section() -> ml_collections.ConfigDict:
     """Data parallelism over every device: -1 = the remaining devices, (1, 1, 1) on one CPU."""
     return ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
+
+
+def lora_section() -> ml_collections.ConfigDict:
+    """LoRA fine-tuning (transformer_jax/train/lora.py); rank 0 = off (train every weight).
+
+    `targets` and `trainable` are comma-separated regexes searched in parameter paths:
+    adapted dense kernels (default: attention query/key/value/out), and other parameters
+    trained in full (default: the fine-tuning heads, which start fresh).
+    """
+    return ml_collections.ConfigDict(dict(
+        rank=0, alpha=16.0, dropout=0.0,
+        targets=r"(query|key|value|out)/kernel$",
+        trainable=r"^(classifier|tagger|span)/",
+    ))
 
 
 def check_argument(arg: str | None, variants: Sequence[str] = ("test",)) -> None:

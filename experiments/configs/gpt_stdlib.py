@@ -46,6 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         eps=1e-8, weight_decay=0.1, grad_clip_norm=1.0,
     )
     c.mesh = common.mesh_section()
+    c.lora = common.lora_section()
 
     c.sample = ml_collections.ConfigDict(dict(
         prompt="def ", max_new_tokens=128, temperature=0.8, top_k=40, top_p=0.95, seed=0,

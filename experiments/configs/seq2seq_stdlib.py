@@ -68,6 +68,7 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         b2=0.98, eps=1e-9, weight_decay=0.0, grad_clip_norm=0.0,
     )
     c.mesh = common.mesh_section()
+    c.lora = common.lora_section()
     return c
 
 

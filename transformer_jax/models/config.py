@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.errors import UserError
+from transformer_jax.models.lora import LoraConfig
 
 Family = Literal["gpt", "bert", "encdec"]
 
@@ -78,6 +79,7 @@ class ModelConfig:
       deterministic: disable dropout (eval, decode).
       decode: keep a KV cache and process tokens incrementally.
       preset: the preset name this config came from (recorded in checkpoints).
+      lora: LoRA adapters on the dense layers it targets (None: none; models/lora.py).
     """
 
     family: Family = "gpt"
@@ -124,6 +126,7 @@ class ModelConfig:
     deterministic: bool = False
     decode: bool = False
     preset: str = ""
+    lora: LoraConfig | None = None
 
     def __post_init__(self) -> None:
         checks = {

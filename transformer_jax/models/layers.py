@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from transformer_jax.models.config import ModelConfig
+from transformer_jax.models.lora import LoraAdapter, LoraConfig
 
 Axes = tuple[str | None, ...]
 
@@ -52,6 +53,8 @@ class DenseGeneral(nn.Module):
       kernel_axes: logical names of the kernel dims (contracted dims first).
       use_bias: add a bias over the output dims.
       dtype: compute dtype; param_dtype: storage dtype; init_std: normal init stddev.
+      lora: LoRA settings; the layer adds an adapter when they target its kernel's path.
+      deterministic: no adapter dropout (eval, decode).
     """
 
     features: tuple[int, ...]
@@ -61,6 +64,8 @@ class DenseGeneral(nn.Module):
     dtype: jnp.dtype
     param_dtype: jnp.dtype
     init_std: float
+    lora: LoraConfig | None = None
+    deterministic: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -86,6 +91,10 @@ class DenseGeneral(nn.Module):
                 self.param_dtype,
             )
             y = y + bias.astype(self.dtype)
+        if self.lora is not None and self.lora.adapts("/".join((*self.path, "kernel"))):
+            y = y + LoraAdapter(self.lora, self.features, self.axis, self.kernel_axes,
+                                self.dtype, self.param_dtype, self.deterministic,
+                                name="lora")(x)
         return y
 
 
@@ -116,6 +125,8 @@ def dense(
         dtype=config.compute_dtype,
         param_dtype=config.params_dtype,
         init_std=config.init_std,
+        lora=config.lora,
+        deterministic=config.deterministic,
         name=name,
     )
 

@@ -26,7 +26,7 @@ from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
 from transformer_jax.placement import Placement
-from transformer_jax.train import optim, pretrained
+from transformer_jax.train import lora, optim, pretrained
 from transformer_jax.train import state as state_lib
 
 TOKENIZER_FILE = text_tokenizer.SENTENCEPIECE_FILE  # or a Hugging Face tokenizer/ folder
@@ -72,10 +72,10 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool 
     that doesn't fit, and with `check_data` (training; not evaluate/predict, whose machine
     may lack the corpus) an empty data split.
     """
-    model_config = model_config_from(config.model)
+    model_config = lora.with_lora(model_config_from(config.model), config)
     mesh = sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     _check_train_section(config.train, sharding_lib.data_parallel_size(mesh))
-    optim.make_optimizer(config.optim, config.train.steps)  # UserError for a bad optim key
+    lora.make_optimizer(config, config.train.steps)  # UserError for a bad optim/lora key
     if "://" in workdir:
         raise UserError(
             f"--workdir={workdir}: URLs are not supported; on Cloud TPU mount the bucket with "
@@ -89,6 +89,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool 
     meta = existing[1] if existing else None
     if meta is not None:
         _check_compatible(meta, model_config, checkpointer.directory)
+        lora.check_resume(meta.get("model", {}), model_config, checkpointer.directory)
         _warn_if_schedule_moves(meta, existing[0], config)
     config = _resolved(config, meta)
     task = tasks_lib.make_task(config, model_config)
@@ -237,7 +238,7 @@ def restore_state(run: Run, data_iterator=None, step: int | None = None
     """The newest good checkpoint's (or `step`'s) train state on the run's mesh (None: no
     checkpoint)."""
     model = run.task.build_model(run.model_config)
-    optimizer, _ = optim.make_optimizer(run.config.optim, run.config.train.steps)
+    optimizer, _ = lora.make_optimizer(run.config, run.config.train.steps)
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
         _, target, _ = state_layout(run, model, optimizer)
         restored = run.checkpointer.restore(target, data_iterator, step)

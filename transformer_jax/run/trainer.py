@@ -28,7 +28,7 @@ from transformer_jax.run.setup import (
     state_layout,
 )
 from transformer_jax.run.train_metrics import Throughput, TrainMetrics
-from transformer_jax.train import optim, preemption, pretrained
+from transformer_jax.train import lora, preemption, pretrained
 from transformer_jax.train import state as state_lib
 from transformer_jax.train import step as step_lib
 from transformer_jax.train.metric_writer import MetricWriter
@@ -43,7 +43,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     run = setup_run(config, workdir)
     task, tcfg = run.task, run.config.train
     model = task.build_model(run.model_config)
-    optimizer, schedule = optim.make_optimizer(run.config.optim, tcfg.steps)
+    optimizer, schedule = lora.make_optimizer(run.config, tcfg.steps)
     placement = run.placement()
     train_iter = task.train_batches(
         run.tokenizer, batch_size=placement.local_batch, seed=tcfg.seed,
@@ -51,12 +51,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     )
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
         state, start_step, shardings, start = _initial_state(run, model, optimizer, train_iter)
+        lora.check_targets(state.params, run.model_config.lora)
         _prepare_workdir(run)  # everything is checked: from here on the run writes
         if jax.process_index() == 0:
             print(header(run, state.params, start))
         train_steps = jax.jit(
             functools.partial(
-                step_lib.train_steps, loss_fn=task.loss_fn(model), optimizer=optimizer,
+                step_lib.train_steps, loss_fn=lora.freeze_loss(task.loss_fn(model), run.config),
+                optimizer=optimizer,
                 schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
                 real_tokens=task.real_tokens,
             ),
@@ -172,10 +174,13 @@ def _initial_state(run: Run, model: nn.Module, optimizer, train_iter):
 def header(run: Run, params, start: str) -> str:
     """Two lines saying what this run is: task, model size, devices, mesh, workdir, start."""
     count = sum(x.size for x in jax.tree.leaves(params))
+    settings = run.model_config.lora
+    trainable = ("" if settings is None else f" ({lora.count_trainable(params, settings):,} "
+                 f"trainable: LoRA rank {settings.rank})")
     devices = jax.devices()
     mesh = " ".join(f"{axis}={size}" for axis, size in run.mesh.shape.items())
     return (f"{run.task.name}: {run.model_config.preset} ({run.model_config.family}), "
-            f"{count:,} parameters; {len(devices)} {devices[0].platform} device(s) in "
+            f"{count:,} parameters{trainable}; {len(devices)} {devices[0].platform} device(s) in "
             f"{jax.process_count()} process(es), mesh {mesh}\n"
             f"workdir {run.workdir}: {start}")
 

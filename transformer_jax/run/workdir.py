@@ -31,6 +31,14 @@ def checkpoint_metadata(workdir: str) -> dict:
     return found[1]
 
 
+def recorded_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config recorded in `workdir`'s newest checkpoint, its mesh re-fitted to the
+    devices present (-1 on the data axis)."""
+    config = ml_collections.ConfigDict(checkpoint_metadata(workdir)["config"])
+    config.mesh.update(data=-1, fsdp=1, tensor=1)
+    return config
+
+
 def load_run(workdir: str, step: int | None = None, quantize: str | None = None
              ) -> tuple[Run, Any, int]:
     """(run, params, step) of the newest good checkpoint in `workdir` (or of `step`), on this
@@ -41,9 +49,7 @@ def load_run(workdir: str, step: int | None = None, quantize: str | None = None
     written by `experiments.quantize` loads its int8 weights, dequantized.
     """
     int8.check_scheme(quantize)
-    config = ml_collections.ConfigDict(checkpoint_metadata(workdir)["config"])
-    config.mesh.update(data=-1, fsdp=1, tensor=1)
-    run = setup_run(config, workdir, check_data=False)
+    run = setup_run(recorded_config(workdir), workdir, check_data=False)
     if store.is_quantized_dir(workdir):
         if step is not None:
             raise UserError(f"--step: {workdir} is a quantized run directory with one step")

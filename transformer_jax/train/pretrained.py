@@ -23,6 +23,7 @@ import orbax.checkpoint as ocp
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig
+from transformer_jax.models.lora import ADAPTER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +146,10 @@ def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
             f"({', '.join(sorted(saved_params))}) share nothing with this model's "
             f"({', '.join(sorted(params))})"
         )
+    # LoRA adapters are new in the fine-tuning model: they keep their fresh values.
+    base = {name: _without_adapters(params[name]) for name in shared}
     for name in shared:
-        mine = jax.tree_util.tree_flatten_with_path(params[name])[0]
+        mine = jax.tree_util.tree_flatten_with_path(base[name])[0]
         theirs = dict(jax.tree_util.tree_flatten_with_path(saved_params[name])[0])
         for key, leaf in mine:
             other = theirs.get(key)
@@ -158,7 +161,7 @@ def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
                 )
     target = {"params": {
         name: jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params[name]
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), base[name]
         ) for name in shared
     }}
     restored = manager.restore(
@@ -169,4 +172,18 @@ def load_into(pretrained: Pretrained, params: dict[str, Any]) -> dict[str, Any]:
         )),
     )["state"]["params"]
     manager.close()
-    return {**params, **{name: restored[name] for name in shared}}
+    return {**params, **{name: _with_adapters(restored[name], params[name]) for name in shared}}
+
+
+def _without_adapters(tree: Any) -> Any:
+    """`tree` without its LoRA adapter subtrees."""
+    if not isinstance(tree, dict):
+        return tree
+    return {k: _without_adapters(v) for k, v in tree.items() if k != ADAPTER}
+
+
+def _with_adapters(loaded: Any, fresh: Any) -> Any:
+    """`loaded` with the adapter subtrees of `fresh` put back."""
+    if not isinstance(fresh, dict):
+        return loaded
+    return {k: fresh[k] if k == ADAPTER else _with_adapters(loaded[k], fresh[k]) for k in fresh}

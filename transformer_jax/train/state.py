@@ -13,6 +13,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from transformer_jax import sharding as sharding_lib
+from transformer_jax.train import lora
 
 
 @flax.struct.dataclass
@@ -55,10 +56,11 @@ def state_shardings(
     replicated = NamedSharding(mesh, PartitionSpec())
     opt_shardings = optax.tree_map_params(
         optimizer,
-        lambda _, s: s,
+        lora.params_like,  # frozen LoRA base weights have no state (train/lora.py)
         opt_state,
         param_shardings,
         transform_non_params=lambda _: replicated,
+        is_leaf=lora.is_masked,
     )
     abstract = TrainState(
         step=jax.ShapeDtypeStruct((), jnp.int32), params=params, opt_state=opt_state

@@ -1,0 +1,1 @@
+"""Evaluation with external harnesses (lm-evaluation-harness: `lm_eval_adapter`)."""
