@@ -33,7 +33,7 @@ ReadTensor = Callable[[str], np.ndarray]
 ParamPath = tuple[str, ...]
 
 
-class UnsupportedConfig(UserError):
+class UnsupportedConfig(UserError):  # noqa: N818  (reads as "unsupported config")
     """A Hugging Face config field (or value) this project cannot express exactly.
 
     The message is one line naming the field, its value and why it is refused; the converter
