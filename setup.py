@@ -34,5 +34,6 @@ setup(
         "gpu": ["jax[cuda12]>=0.10.2"],
         "tpu": ["jax[tpu]>=0.10.2"],
         "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
+        "lmeval": ["lm-eval>=0.4.13"],
     },
 )
