@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from experiments import lm_eval as lm_eval_cli  # noqa: E402
-from experiments.configs import gpt_stdlib  # noqa: E402
-from transformer_jax import run as run_lib  # noqa: E402
-from transformer_jax.eval.lm_eval_adapter import RunDirLM  # noqa: E402
+from experiments import lm_eval as lm_eval_cli
+from experiments.configs import gpt_stdlib
+from transformer_jax import run as run_lib
+from transformer_jax.eval.lm_eval_adapter import RunDirLM
 
 DOCS = ["def add(a, b):\n    return a + b\n", "import os\nprint(os.getcwd())\n"]
 
