@@ -40,5 +40,6 @@ setup(
         "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
         # The Hugging Face interop tests' reference models (tests/interop/).
         "hf_test": ["torch==2.13.0", "transformers>=5"],
+        "lmeval": ["lm-eval>=0.4.13"],
     },
 )

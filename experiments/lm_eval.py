@@ -30,10 +30,8 @@ def evaluate(workdir: str, tasks: list[str], include_path: str | None = None,
              num_fewshot: int | None = None, limit: int | None = None, batch_size: int = 8,
              step: int | None = None) -> tuple[dict, pathlib.Path]:
     """Runs the harness on `workdir`; returns its results dict and the JSON file written."""
-    from transformer_jax.eval.lm_eval_adapter import RunDirLM  # UserError without lm-eval
-
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    # Imported here: without the lm-eval extra, the import is a one-line UserError.
+    from transformer_jax.eval.lm_eval_adapter import RunDirLM, TaskManager, lm_eval
 
     if include_path and not pathlib.Path(include_path).is_dir():
         raise UserError(f"--include_path={include_path}: not a directory of task YAMLs")

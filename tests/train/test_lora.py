@@ -38,7 +38,8 @@ def _models():
 
 
 def _paths(params) -> list[tuple[str, ...]]:
-    return [tuple(str(k.key) for k in p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return [tuple(str(k.key) for k in p) for p, _ in flat]
 
 
 def test_adapters_on_every_family_start_at_zero_and_merge_exactly():

@@ -26,11 +26,16 @@ from transformer_jax.errors import UserError
 from transformer_jax.tasks.lm import LanguageModeling
 
 try:
+    import lm_eval
     from lm_eval import utils as lm_eval_utils
     from lm_eval.api.model import LM
+    from lm_eval.tasks import TaskManager
 except ImportError as e:  # the harness is an optional extra
     raise UserError("lm-eval is not installed: pip install 'transformer_jax[lmeval]' "
                     "(or pip install 'lm-eval>=0.4.13')") from e
+
+
+__all__ = ["RunDirLM", "TaskManager", "lm_eval", "token_logprobs"]
 
 
 def token_logprobs(params: Any, batch: dict[str, jax.Array], *, model) -> tuple[jax.Array,

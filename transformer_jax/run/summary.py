@@ -29,8 +29,8 @@ def summarize(config: ml_collections.ConfigDict, num_devices: int | None = None)
       num_devices: devices to lay the mesh over (default: the devices present).
 
     Returns:
-      A JSON-able dict: `params`, `trainable_params`, `param_bytes_per_device`, `optimizer_bytes_per_device`,
-      `bytes_per_device`, `mesh`, `train_flops_per_token`, `preset`.
+      A JSON-able dict: `params`, `trainable_params`, `param_bytes_per_device`,
+      `optimizer_bytes_per_device`, `bytes_per_device`, `mesh`, `train_flops_per_token`, `preset`.
     """
     model_config = lora.with_lora(model_config_from(config.model), config)
     task = tasks_lib.make_task(config, model_config)
