@@ -27,7 +27,6 @@ Weight layouts: a torch `Linear` weight is [out, in]; the project's dense kernel
 from __future__ import annotations
 
 import dataclasses
-import sys
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -469,8 +468,3 @@ def _preset(fields: dict) -> str:
                         "mlp_dim", "type_vocab_size", "activation", "norm_eps")):
             return name
     return "bert_base"
-
-
-# The registry's handle: this module is the family (model_types, architecture, import_params,
-# export are its attributes).
-FAMILY = sys.modules[__name__]

@@ -1,7 +1,8 @@
 """Which module converts which Hugging Face `model_type` (lazily imported).
 
 To add an architecture: write `transformer_jax/interop/<name>.py` with a module-level
-`FAMILY` implementing `family.HFFamily`, and add one line per `model_type` here.
+`FAMILY` implementing `family.HFFamily` (or module-level functions and `model_types`:
+the module itself is then the family), and add one line per `model_type` here.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def family_for(hf_config: dict, where: str = "config.json") -> HFFamily:
         supported = sorted(t for t, m in REGISTRY.items() if _available(m))
         raise UserError(f"{where}: model_type={model_type!r} is not supported; supported: "
                         f"{', '.join(supported)}")
-    return module.FAMILY
+    return getattr(module, "FAMILY", module)
 
 
 def _available(module_name: str) -> bool:
