@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from transformer_jax.errors import UserError
 from transformer_jax.interop.family import Architecture, ParamPath, ReadTensor, UnsupportedConfig
 from transformer_jax.interop.linear import to_kernel, to_weight
 from transformer_jax.models.config import ModelConfig
@@ -42,7 +43,12 @@ def architecture(hf_config: dict) -> Architecture:
     if hf_config.get("is_decoder", False):
         raise UnsupportedConfig("T5 config.json is_decoder=true (a decoder-only T5) is not "
                                 "supported: only the encoder-decoder")
-    tied = hf_config.get("tie_word_embeddings", True) is not False
+    # v1.0 ties the output to `shared` and scales the decoder output by D**-0.5; v1.1 and
+    # Flan-T5 do neither. transformers >= 5 records that as `scale_decoder_outputs` (and
+    # always writes tie_word_embeddings=true); older config.json files only as
+    # `tie_word_embeddings=false`.
+    tied = bool(hf_config.get("scale_decoder_outputs",
+                              hf_config.get("tie_word_embeddings", True) is not False))
     dropout = float(hf_config.get("dropout_rate", 0.1))
     pad = int(hf_config.get("pad_token_id", 0) or 0)
     start = hf_config.get("decoder_start_token_id")
@@ -124,7 +130,18 @@ def import_params(
     """Every (unrolled) param of `arch.model` with a thunk reading it from the HF tensors."""
     cfg = arch.model
     for path, name, kind in _names(cfg):
-        yield path, lambda name=name, kind=kind: _convert(cfg, kind, read(name))
+        yield path, lambda name=name, kind=kind: _convert(cfg, kind, _read_tensor(read, name))
+
+
+def _read_tensor(read: ReadTensor, name: str) -> np.ndarray:
+    """`read(name)`; an untied T5 saved by transformers >= 5 whose `lm_head` is tied to
+    `shared` in the model has no lm_head.weight in its files: that head is `shared`."""
+    try:
+        return read(name)
+    except (KeyError, UserError):
+        if name != "lm_head.weight":
+            raise
+        return read("shared.weight")
 
 
 def export(arch: Architecture, params: dict) -> tuple[dict, Iterator[tuple[str, np.ndarray]]]:
