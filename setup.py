@@ -34,5 +34,8 @@ setup(
         "gpu": ["jax[cuda12]>=0.10.2"],
         "tpu": ["jax[tpu]>=0.10.2"],
         "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
+        # gs:// workdirs: etils.epath reaches buckets through gcsfs (or TensorFlow's gfile).
+        "gcs": ["gcsfs>=2026.10"],
+        "gcs_test": ["gcsfs>=2026.10", "gcp-storage-emulator>=2026.7"],
     },
 )

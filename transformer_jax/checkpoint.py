@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import logging as std_logging
 import os
-import pathlib
 import time
 from typing import Any
 
 import orbax.checkpoint as ocp
 from absl import logging
-from etils import epath
 
-from transformer_jax import distributed
+from transformer_jax import distributed, workpath
 from transformer_jax.errors import UserError
 
 
@@ -45,14 +43,15 @@ class Checkpointer:
     """Saves and restores checkpoints under `directory` (async, keeping the newest N).
 
     Args:
-      directory: the checkpoints folder (e.g. WORKDIR/checkpoints).
+      directory: the checkpoints folder (e.g. WORKDIR/checkpoints; a URL such as gs://...
+        works the same).
       max_to_keep: how many step directories to keep.
       async_save: write in a background thread while training continues.
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  async_save: bool = True):
-        self.directory = pathlib.Path(directory).absolute()
+        self.directory = workpath.resolve(directory)
         self._options = dict(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
         self._manager: ocp.CheckpointManager | None = None
 
@@ -182,8 +181,10 @@ class Checkpointer:
 
     def _check_complete(self, step: int, items: list[str]) -> None:
         """Raises if files every finished save has are missing (Orbax may not notice)."""
-        root = epath.Path(self.directory) / str(step)
+        root = self.directory / str(step)
         required = ["_CHECKPOINT_METADATA"]
+        if str(self.directory).startswith("gs://"):  # Orbax writes steps in place there,
+            required += ["commit_success.txt"]  # and this file last
         if "state" in items:
             required += ["state/_METADATA", "state/manifest.ocdbt"]
         if "meta" in items:

@@ -17,7 +17,7 @@ import ml_collections
 from tqdm import tqdm
 
 from transformer_jax import sharding as sharding_lib
-from transformer_jax.run import calls
+from transformer_jax.run import calls, profiling
 from transformer_jax.run.evaluation import Evaluator, headline
 from transformer_jax.run.setup import (
     CONFIG_FILE,
@@ -81,21 +81,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             return result
 
         rng, meta = jax.random.key(tcfg.seed), metadata(run)
+        profiler = profiling.StepProfiler(tcfg.get("profile_steps", ""), run.workdir)
         try:
             with preemption.PreemptionWatcher() as watcher:
                 step = start_step
                 while step < tcfg.steps:
-                    n = calls.call_length(step, tcfg)
-                    state, call_metrics = train_steps(
-                        state, calls.stack(train_iter, n, placement), rng)
-                    metrics.add(call_metrics)
-                    step += n
-                    bar.update(n)
-                    if step == start_step + n:
+                    # A signal during the previous call stops before the next one (one process).
+                    n = 0 if watcher.signalled(state) else calls.call_length(step, tcfg)
+                    if n:
+                        with profiler.call(step, n):
+                            state, call_metrics = train_steps(
+                                state, calls.stack(train_iter, n, placement), rng)
+                        metrics.add(call_metrics)
+                        step += n
+                        profiler.after_call(step, state)
+                        bar.update(n)
+                    if n and step == start_step + n:
                         jax.block_until_ready(state)
                         throughput.restart(step)  # keep compilation out of tokens/s
                     # In order and without skipping: multi-host sync points are step numbers.
-                    preempted = any(watcher.reached(s) for s in range(step - n + 1, step + 1))
+                    preempted = not n or any(watcher.reached(s)
+                                             for s in range(step - n + 1, step + 1))
                     checkpoint = preempted or calls.due(step, tcfg.checkpoint_every, span=n,
                                                         total=tcfg.steps)
                     if metrics.pending and (checkpoint or calls.due(
@@ -105,7 +111,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     if calls.due(step, tcfg.eval_every, span=n, total=tcfg.steps):
                         eval_metrics = evaluate(step)
                         throughput.restart(step)
-                    if checkpoint:
+                    if checkpoint and step != checkpoint_step:
+                        writer.sync()  # a bucket's metrics.jsonl: up to this step first
                         run.checkpointer.save(step, state, train_iter, meta, force=preempted)
                         checkpoint_step = step
                     if preempted:
@@ -116,6 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 _say(bar, f"already at step {start_step}; evaluating only")
                 eval_metrics = evaluate(start_step, record=False)  # recorded when it ran
         finally:
+            profiler.close()
             bar.close()
             train_iter.close()  # stop Grain's prefetch threads before interpreter exit
             run.checkpointer.wait()

@@ -6,21 +6,25 @@ guessed; options (a batch limit, decoding settings) are arguments, never config 
 
 from __future__ import annotations
 
-import pathlib
+import contextlib
 from typing import Any
 
 import jax
 import ml_collections
 
 from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax import workpath
 from transformer_jax.errors import UserError
+from transformer_jax.run import profiling
 from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.run.setup import Run, restore_state, setup_run
 from transformer_jax.tasks.lm import LanguageModeling
 
 
 def _metadata(workdir: str) -> dict:
-    directory = pathlib.Path(workdir) / "checkpoints"
+    root = workpath.resolve(workdir)
+    workpath.check_reachable(root, write=False)
+    directory = root / "checkpoints"
     found = checkpoint_lib.Checkpointer(directory).read_metadata()
     if found is None:
         raise UserError(f"no checkpoint in {directory}: train first with experiments.train")
@@ -35,7 +39,7 @@ def load_run(workdir: str, step: int | None = None) -> tuple[Run, Any, int]:
     """
     config = ml_collections.ConfigDict(_metadata(workdir)["config"])
     config.mesh.update(data=-1, fsdp=1, tensor=1)
-    run = setup_run(config, workdir)
+    run = setup_run(config, workdir, write=False)
     state = restore_state(run, step=step)
     if state is None:
         raise UserError(f"no checkpoint in {run.checkpointer.directory} can be restored")
@@ -78,12 +82,14 @@ def predict_workdir(workdir: str, lines: list[str], **options: Any) -> list[str]
         return run.task.predict(run.placement(), params, run.tokenizer, lines, **options)
 
 
-def generate_from_workdir(workdir: str, prompt: str, **options: Any) -> str:
+def generate_from_workdir(workdir: str, prompt: str, *, profile: bool = False,
+                          **options: Any) -> str:
     """The text continuing `prompt`, sampled from a language model's newest checkpoint.
 
     Args:
       workdir: an LM training run's directory.
       prompt: the text to continue.
+      profile: write a `jax.profiler` trace of the decode to WORKDIR/profile.
       **options: max_new_tokens, temperature (0 = greedy), top_k, top_p, seed (default: the
         run's `config.sample`).
     """
@@ -91,5 +97,6 @@ def generate_from_workdir(workdir: str, prompt: str, **options: Any) -> str:
     if not isinstance(run.task, LanguageModeling):
         raise UserError(f"{workdir} holds a {run.task.name!r} run: generate continues text "
                         "for language models; use experiments.predict")
-    with jax.set_mesh(run.mesh):
+    with (jax.set_mesh(run.mesh),
+          profiling.trace(run.workdir) if profile else contextlib.nullcontext()):
         return run.task.continuation(params, run.tokenizer, prompt, **options)

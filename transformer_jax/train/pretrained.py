@@ -10,13 +10,15 @@ a fine-tuning run uses the pretraining run's `tokenizer.model`.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
+import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax import workpath
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig
 
@@ -32,7 +34,7 @@ class Pretrained:
       meta: that step's metadata (model config, task, ...).
     """
 
-    workdir: pathlib.Path
+    workdir: epath.Path
     checkpointer: checkpoint_lib.Checkpointer
     step: int
     meta: dict
@@ -42,13 +44,15 @@ def locate(path: str, model_config: ModelConfig) -> Pretrained:
     """Finds the checkpoint for `config.init_from=path` and checks it fits `model_config`.
 
     Args:
-      path: a training workdir, or its `checkpoints` directory.
+      path: a training workdir, or its `checkpoints` directory (local, or a URL: gs://...).
       model_config: the new run's model config.
 
     Raises:
       UserError: no checkpoint there, or a shape field (vocab, sizes, ...) differs.
     """
-    given = pathlib.Path(path).expanduser().absolute()
+    given = workpath.resolve(path if workpath.is_url(path) else os.path.expanduser(path),
+                             flag="config.init_from")
+    workpath.check_reachable(given, write=False, flag="config.init_from")
     directory = given if given.name == "checkpoints" else given / "checkpoints"
     found = checkpoint_lib.Checkpointer(directory).read_metadata()
     if found is None:
