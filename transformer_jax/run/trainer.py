@@ -126,9 +126,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             profiler.close()
             bar.close()
             train_iter.close()  # stop Grain's prefetch threads before interpreter exit
+            writer.close()  # first: a failed save's error (raised by wait) must not skip it
             run.checkpointer.wait()
             run.checkpointer.close()
-            writer.close()
         if eval_metrics:
             # Every process runs the demo (the params are sharded over all of them); one prints.
             text = task.demo(placement, state.params, run.tokenizer)

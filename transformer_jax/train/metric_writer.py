@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import jax
+from absl import logging
 from etils import epath
 from tensorboardX import SummaryWriter
 
@@ -96,8 +97,14 @@ class MetricWriter:
         self._synced = time.monotonic()
 
     def close(self) -> None:
+        """Closes the event file (uploads a bucket workdir's files). A full disk is one
+        warning here: the run's own error (e.g. the checkpoint's) is the one to report."""
         if self._tb is not None:
-            self._tb.close()
+            try:
+                self._tb.close()
+            except OSError as e:
+                logging.warning("could not finish the TensorBoard events in %s (%s)",
+                                self._tb_remote, e)
             if self._remote:
                 self._upload()
                 shutil.rmtree(self._tb_local, ignore_errors=True)
