@@ -41,5 +41,8 @@ setup(
         # The Hugging Face interop tests' reference models (tests/interop/).
         "hf_test": ["torch==2.13.0", "transformers>=5"],
         "lmeval": ["lm-eval>=0.4.13"],
+        # gs:// workdirs: etils.epath reaches buckets through gcsfs (or TensorFlow's gfile).
+        "gcs": ["gcsfs>=2026.10"],
+        "gcs_test": ["gcsfs>=2026.10", "gcp-storage-emulator>=2026.7"],
     },
 )

@@ -5,7 +5,8 @@ r"""Continue a prompt with a language model's newest checkpoint (KV cache).
 
 Prints the prompt and its continuation. Unset flags take the run's `config.sample` values
 (those of the sample printed after training). --temperature=0 decodes greedily. For one output per
-input line (any task, seq2seq included) use experiments.predict.
+input line (any task, seq2seq included) use experiments.predict. --profile writes a
+jax.profiler trace of the decode to WORKDIR/profile (TensorBoard's profile plugin / XProf).
 """
 
 from absl import app, flags, logging
@@ -23,6 +24,7 @@ flags.DEFINE_float("temperature", None, "Sampling temperature; 0 = greedy.")
 flags.DEFINE_integer("top_k", None, "Keep the k most likely tokens (0 = all).")
 flags.DEFINE_float("top_p", None, "Nucleus sampling mass (1 = all).")
 flags.DEFINE_integer("seed", None, "Sampling seed.")
+_PROFILE = flags.DEFINE_bool("profile", False, "Trace the decode into WORKDIR/profile.")
 SAMPLING_FLAGS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
 
 
@@ -33,7 +35,8 @@ def main(argv):
         logging.set_verbosity(logging.ERROR)  # Orbax's read-only notices
         options = {name: flags.FLAGS[name].value for name in SAMPLING_FLAGS
                    if flags.FLAGS[name].present}
-        text = generate_from_workdir(_WORKDIR.value, _PROMPT.value, _QUANTIZE.value, **options)
+        text = generate_from_workdir(_WORKDIR.value, _PROMPT.value, _QUANTIZE.value,
+                                     profile=_PROFILE.value, **options)
         print(_PROMPT.value + text)
 
     common.run_main(run)

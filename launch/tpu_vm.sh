@@ -12,9 +12,9 @@ usage: launch/tpu_vm.sh --name=NAME --zone=ZONE [options] [-- EXPERIMENT_ARGS...
 
 Runs `python3 -m experiments.train EXPERIMENT_ARGS...` on all workers of TPU VM NAME
 (gcloud compute tpus tpu-vm ssh --worker=all), after cloning REPO at BRANCH into
-REMOTE_DIR on each worker and installing it (`-e REMOTE_DIR[tpu]`) into REMOTE_DIR/.venv on
-Python 3.11 fetched by uv: the TPU VM images are Ubuntu 22.04, whose python3 is 3.10, below
-this package's python_requires.
+REMOTE_DIR on each worker and installing it (`-e REMOTE_DIR[tpu]`, `[tpu,gcs]` for a gs://
+workdir) into REMOTE_DIR/.venv on Python 3.11 fetched by uv: the TPU VM images are Ubuntu
+22.04, whose python3 is 3.10, below this package's python_requires.
 
   --name=NAME               TPU VM / pod slice name (required)
   --zone=ZONE               zone, e.g. us-central2-b (required)
@@ -30,14 +30,15 @@ this package's python_requires.
   --branch=BRANCH           branch or tag to check out (default main)
   --remote_dir=DIR          checkout directory on the workers, relative to the home
                             directory (default transformer_jax)
-  --workdir=DIR             passed as --workdir: the run directory; on a pod slice it
-                            must be a directory all workers share (e.g. an NFS mount)
+  --workdir=DIR             passed as --workdir: the run directory, best a bucket
+                            (gs://BUCKET/runs/NAME: every worker reaches it, nothing to
+                            mount); a local path on a pod slice must be shared (NFS)
   --skip_install            don't clone/update and pip install (already done)
   --dry_run                 print the gcloud commands instead of running them
 
 example (a 4-host v4-32 slice, 1B model sharded over 16 chips):
   launch/tpu_vm.sh --name=tj-pod --zone=us-central2-b --create --accelerator_type=v4-32 \
-      --repo=https://github.com/me/transformer_jax.git -- \
+      --repo=https://github.com/me/transformer_jax.git --workdir=gs://my-bucket/runs/gpt_1b -- \
       --config=experiments/configs/gpt_stdlib.py --config.model.preset=gpt_1b \
       --config.mesh.data=1 --config.mesh.fsdp=-1
 EOF
@@ -146,11 +147,15 @@ if ((install)); then
   install_line+=" git -C $dir checkout --quiet --detach FETCH_HEAD;"
   install_line+=" else git clone --quiet --branch $(shell_words "$branch")"
   install_line+=" $(shell_words "$repo") $dir; fi;"
+  extras="tpu"
+  if [[ "$workdir" == gs://* ]]; then
+    extras="tpu,gcs"  # epath's gs:// backend
+  fi
   # The images' python3 is 3.10: uv fetches a 3.11 for the checkout's own venv.
   install_line+=" python3 -m pip install --quiet --user uv;"
   install_line+=" python3 -m uv venv --quiet --allow-existing --python 3.11 $dir/.venv;"
   install_line+=" python3 -m uv pip install --quiet --python $dir/.venv/bin/python"
-  install_line+=" -e $(shell_words "${remote_dir}[tpu]")"
+  install_line+=" -e $(shell_words "${remote_dir}[$extras]")"
   run "${on_all_workers[@]}" "--command=$install_line"
 fi
 

@@ -14,7 +14,7 @@ import pytest
 from jax._src import cloud_tpu_init, clusters
 
 from tests.train.conftest import corpus  # noqa: F401  (session fixture)
-from transformer_jax import distributed
+from transformer_jax import distributed, rendezvous
 from transformer_jax.checkpoint import Checkpointer
 from transformer_jax.errors import UserError
 
@@ -37,6 +37,7 @@ def calls(monkeypatch) -> list[dict]:
     monkeypatch.setattr(cloud_tpu_init, "running_in_cloud_tpu_vm", False)
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
     recorded = []
+    monkeypatch.setattr(rendezvous, "roll_call", lambda *args: None)
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: recorded.append(kw))
     return recorded
 

@@ -170,6 +170,14 @@ def test_tpu_local_repo_is_a_clear_error_before_any_command(repo):
     assert ok.returncode == 0, ok.stderr
 
 
+def test_tpu_dry_run_with_a_bucket_workdir_installs_the_gcs_extra():
+    result = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z",
+                 "--repo=https://example.com/tj.git", "--workdir=gs://bkt/runs/gpt")
+    install, train = command_lines(result)
+    assert shlex.split(install[-1])[-1] == "transformer_jax[tpu,gcs]"
+    assert shlex.split(train[-1])[-1] == "--workdir=gs://bkt/runs/gpt"
+
+
 def test_tpu_dry_run_without_create_or_install_only_runs():
     result = run("tpu_vm.sh", "--dry_run", "--name=v", "--zone=z", "--skip_install",
                  "--remote_dir=~/code/tj")

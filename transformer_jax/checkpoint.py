@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import logging as std_logging
 import os
-import pathlib
+import shutil
 import time
 from typing import Any
 
 import orbax.checkpoint as ocp
 from absl import logging
-from etils import epath
 
-from transformer_jax import distributed
+from transformer_jax import distributed, workpath
 from transformer_jax.errors import UserError
 
 
@@ -37,24 +36,43 @@ def _not_read_only_notice(record: std_logging.LogRecord) -> bool:
     return record.msg != "Given directory is read only=%s"
 
 
+def _not_disk_full_trace(record: std_logging.LogRecord) -> bool:
+    """False for Orbax's error logs (with tracebacks) of a save that ran out of disk space.
+
+    Each background thread of a failed save logs the same error with its traceback; the
+    failure reaches the run as `Checkpointer`'s one-line UserError, which says it all.
+    """
+    if record.levelno < std_logging.ERROR or "/orbax/" not in record.pathname:
+        return True
+    text = record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
+    return not _is_disk_full(text)
+
+
+def _is_disk_full(text: str) -> bool:
+    return "No space left on device" in text or "os_error_code='28'" in text
+
+
 # Orbax logs through absl, i.e. the standard logger named "absl".
 std_logging.getLogger("absl").addFilter(_not_read_only_notice)
+std_logging.getLogger("absl").addFilter(_not_disk_full_trace)
 
 
 class Checkpointer:
     """Saves and restores checkpoints under `directory` (async, keeping the newest N).
 
     Args:
-      directory: the checkpoints folder (e.g. WORKDIR/checkpoints).
+      directory: the checkpoints folder (e.g. WORKDIR/checkpoints; a URL such as gs://...
+        works the same).
       max_to_keep: how many step directories to keep.
       async_save: write in a background thread while training continues.
     """
 
     def __init__(self, directory: str | os.PathLike, *, max_to_keep: int = 3,
                  async_save: bool = True):
-        self.directory = pathlib.Path(directory).absolute()
+        self.directory = workpath.resolve(directory)
         self._options = dict(max_to_keep=max_to_keep, enable_async_checkpointing=async_save)
         self._manager: ocp.CheckpointManager | None = None
+        self._saving: int | None = None  # the step of the newest save started
 
     # Reading ---------------------------------------------------------------------------------
     def steps(self) -> list[int]:
@@ -140,6 +158,7 @@ class Checkpointer:
         """Starts saving `step` (async); returns once the arrays are copied off-device."""
         if self._manager is None:
             self._manager = self._fresh_manager(read_only=False)
+        self._saving = step
         try:
             self._manager.save(
                 step,
@@ -182,8 +201,10 @@ class Checkpointer:
 
     def _check_complete(self, step: int, items: list[str]) -> None:
         """Raises if files every finished save has are missing (Orbax may not notice)."""
-        root = epath.Path(self.directory) / str(step)
+        root = self.directory / str(step)
         required = ["_CHECKPOINT_METADATA"]
+        if str(self.directory).startswith("gs://"):  # Orbax writes steps in place there,
+            required += ["commit_success.txt"]  # and this file last
         if "state" in items:
             required += ["state/_METADATA", "state/manifest.ocdbt"]
         if "meta" in items:
@@ -195,11 +216,31 @@ class Checkpointer:
             raise FileNotFoundError(f"missing {', '.join(missing)}")
 
     def _save_error(self, step: int | None, error: Exception) -> UserError:
+        step = self._saving if step is None else step
         what = f"checkpoint step {step}" if step is not None else "a checkpoint"
+        if _is_disk_full(f"{error} {error.__cause__}"):
+            return UserError(
+                f"No space left on device for {what} under {self.directory} "
+                f"({self._space_note()}): free disk space or use another --workdir; earlier "
+                "checkpoints are intact"
+            )
         return UserError(
             f"could not write {what} under {self.directory} ({_short(error)}): free disk "
             "space or use another --workdir; earlier checkpoints are intact"
         )
+
+    def _space_note(self) -> str:
+        """What a step takes (the newest finished one's size) and what is free, if known."""
+        if workpath.is_url(self.directory):
+            return "a bucket"
+        free = shutil.disk_usage(self.directory).free
+        done = [self.directory / str(s) for s in self.steps() if s != self._saving]
+        if not done:
+            return f"{free / 2**20:.1f} MiB free"
+        size = sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(done[-1]) for name in names)
+        return (f"a checkpoint takes about {size / 2**20:.1f} MiB, as step {done[-1].name} "
+                f"does; {free / 2**20:.1f} MiB free")
 
     def _quarantine(self, step: int) -> None:
         src = self.directory / str(step)

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from transformer_jax import compat
+from transformer_jax import compat, rendezvous
 from transformer_jax.errors import UserError
 
 ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
@@ -113,6 +113,7 @@ def _check_layout(
 def _initialize_explicit(address: str, num_processes: int, process_id: int) -> None:
     logging.info("jax.distributed: process %d of %d, coordinator %s",
                  process_id, num_processes, address)
+    rendezvous.roll_call(address, num_processes, process_id)  # one line if one is missing
     jax.distributed.initialize(
         coordinator_address=address, num_processes=num_processes, process_id=process_id
     )

@@ -75,6 +75,7 @@ def train_section(*, steps: int, batch_size: int, log_every: int = 10, eval_ever
         checkpoint_every=eval_every,
         max_to_keep=3,
         on_nonfinite="stop",      # non-finite loss/grads: "stop" or "skip" the update
+        profile_steps="",         # "START,END": a jax.profiler trace into WORKDIR/profile
     ))
 
 

@@ -12,11 +12,11 @@ import functools
 import hashlib
 import json
 import os
-import pathlib
 from collections.abc import Sequence
 
 import numpy as np
 import tokenizers
+from etils import epath
 
 from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
@@ -68,7 +68,7 @@ class HFTokenizer:
     @classmethod
     def from_dir(cls, directory: str | os.PathLike) -> HFTokenizer:
         """Reads tokenizer.json and its side files (and config.json's ids) from `directory`."""
-        directory = pathlib.Path(directory)
+        directory = epath.Path(directory)
         if not (directory / TOKENIZER_JSON).is_file():
             raise UserError(f"{directory} has no {TOKENIZER_JSON}")
         files = {name: (directory / name).read_bytes()
@@ -87,12 +87,12 @@ class HFTokenizer:
         """Writes its files into `directory`/tokenizer/ (a run directory)."""
         from transformer_jax.data.text_tokenizer import HF_TOKENIZER_DIR
 
-        self.save_files(pathlib.Path(directory) / HF_TOKENIZER_DIR)
+        self.save_files(epath.Path(directory) / HF_TOKENIZER_DIR)
 
     def save_files(self, directory: str | os.PathLike, *, hf_dir: bool = False) -> None:
         """Writes tokenizer.json and its side files into `directory` (`hf_dir`: leave out
         the run directory's record of config.json ids)."""
-        directory = pathlib.Path(directory)
+        directory = epath.Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in self._files.items():
             if not (hf_dir and name == "config_ids.json"):
@@ -184,7 +184,7 @@ class HFTokenizer:
 def load_hf_tokenizer(directory: str | os.PathLike) -> TextTokenizer:
     """The tokenizer of a Hugging Face model directory: tokenizer.json (tokenizers), else
     spiece.model / source.spm / tokenizer.model (SentencePiece)."""
-    directory = pathlib.Path(directory)
+    directory = epath.Path(directory)
     if (directory / TOKENIZER_JSON).is_file():
         return HFTokenizer.from_dir(directory)
     for name in SENTENCEPIECE_FILES:

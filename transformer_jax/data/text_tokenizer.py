@@ -10,11 +10,11 @@ WordPiece, Llama). A run directory stores its tokenizer with `save_to_dir`, and
 from __future__ import annotations
 
 import os
-import pathlib
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+from etils import epath
 
 # A run directory's tokenizer: one of these (SentencePiece file, or a folder of HF files).
 SENTENCEPIECE_FILE = "tokenizer.model"
@@ -67,7 +67,7 @@ class TextTokenizer(Protocol):
 
 def load_from_dir(directory: str | os.PathLike) -> TextTokenizer | None:
     """The tokenizer a run directory holds (SentencePiece or Hugging Face), or None."""
-    directory = pathlib.Path(directory)
+    directory = epath.Path(directory)
     if (directory / SENTENCEPIECE_FILE).exists():
         from transformer_jax.data.tokenizer import Tokenizer
 
@@ -81,5 +81,5 @@ def load_from_dir(directory: str | os.PathLike) -> TextTokenizer | None:
 
 def in_dir(directory: str | os.PathLike) -> bool:
     """Whether `directory` holds a tokenizer `load_from_dir` reads."""
-    directory = pathlib.Path(directory)
+    directory = epath.Path(directory)
     return (directory / SENTENCEPIECE_FILE).exists() or (directory / HF_TOKENIZER_DIR).is_dir()

@@ -27,6 +27,7 @@ import grain
 import numpy as np
 import sentencepiece as spm
 from absl import logging
+from etils import epath
 
 from transformer_jax.data.chunking import MAX_DOC_CHARS, split_text
 from transformer_jax.data.splits import TextSource
@@ -58,8 +59,8 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Tokenizer":
-        """Reads a `.model` file written by `save`."""
-        path = pathlib.Path(path)
+        """Reads a `.model` file written by `save` (a local path or a URL, e.g. gs://)."""
+        path = epath.Path(path)
         if not path.is_file():
             raise UserError(f"tokenizer file {path} does not exist; check the path")
         try:
@@ -68,7 +69,13 @@ class Tokenizer:
             raise UserError(f"{path} is not a usable tokenizer ({e}); delete it to retrain") from e
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the model atomically: a killed writer leaves the old file or none."""
+        """Writes the model atomically: a killed writer leaves the old file or none.
+
+        A URL (gs://...) is written as one object, which buckets store atomically.
+        """
+        if "://" in os.fspath(path):
+            epath.Path(path).write_bytes(self._proto)
+            return
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(

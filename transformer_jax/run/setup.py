@@ -10,22 +10,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import pathlib
 from typing import Any
 
 import flax.linen as nn
 import jax
 import ml_collections
 from absl import logging
+from etils import epath
 
 from transformer_jax import checkpoint as checkpoint_lib
 from transformer_jax import sharding as sharding_lib
 from transformer_jax import tasks as tasks_lib
+from transformer_jax import workpath
 from transformer_jax.data import text_tokenizer
 from transformer_jax.data import tokenizer as tokenizer_lib
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig, model_config_from
 from transformer_jax.placement import Placement
+from transformer_jax.run import profiling
 from transformer_jax.train import lora, optim, pretrained
 from transformer_jax.train import state as state_lib
 
@@ -42,7 +44,7 @@ class Run:
       config: the experiment config, resolved (a copy: the caller's is never written).
       model_config: the model config the task trains.
       mesh: the device mesh.
-      workdir: the run directory (absolute).
+      workdir: the run directory (absolute, or a URL such as gs://bucket/run).
       checkpointer: the workdir's checkpoints.
       task: the task (`config.task.name`).
       tokenizer: the workdir's, `init_from`'s, or the cached/trained tokenizer.
@@ -52,7 +54,7 @@ class Run:
     config: ml_collections.ConfigDict
     model_config: ModelConfig
     mesh: jax.sharding.Mesh
-    workdir: pathlib.Path
+    workdir: epath.Path
     checkpointer: checkpoint_lib.Checkpointer
     task: tasks_lib.Task
     tokenizer: text_tokenizer.TextTokenizer
@@ -63,25 +65,23 @@ class Run:
         return Placement.for_batch(self.mesh, batch_size or self.config.train.batch_size)
 
 
-def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool = True) -> Run:
+def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool = True, *,
+              write: bool = True) -> Run:
     """Validates the config against the devices and the workdir; resolves the tokenizer.
 
     Raises UserError (before writing anything) for: an unknown task or a config the task
     rejects, a mesh that doesn't fit the devices, a batch not divisible by the data-parallel
     size, a workdir whose checkpoint has another model shape or vocabulary, an `init_from`
-    that doesn't fit, and with `check_data` (training; not evaluate/predict, whose machine
-    may lack the corpus) an empty data split.
+    that doesn't fit, a bucket (gs://) that is missing or can't be read (or written, if
+    `write`: training) within seconds, and with `check_data` (training; not
+    evaluate/predict, whose machine may lack the corpus) an empty data split.
     """
     model_config = lora.with_lora(model_config_from(config.model), config)
     mesh = sharding_lib.make_mesh(config.mesh.data, config.mesh.fsdp, config.mesh.tensor)
     _check_train_section(config.train, sharding_lib.data_parallel_size(mesh))
     lora.make_optimizer(config, config.train.steps)  # UserError for a bad optim/lora key
-    if "://" in workdir:
-        raise UserError(
-            f"--workdir={workdir}: URLs are not supported; on Cloud TPU mount the bucket with "
-            "gcsfuse (or use Filestore/NFS) and pass the mounted path"
-        )
-    workdir_path = pathlib.Path(workdir).absolute()
+    workdir_path = workpath.resolve(workdir)
+    workpath.check_reachable(workdir_path, write=write)
     checkpointer = checkpoint_lib.Checkpointer(
         workdir_path / "checkpoints", max_to_keep=config.train.max_to_keep
     )
@@ -114,6 +114,7 @@ def _check_train_section(tcfg: ml_collections.ConfigDict, data_parallel: int) ->
             f"train.steps_per_call={tcfg.get('steps_per_call')!r}: set it to the number of "
             "optimizer steps per jitted call, an integer >= 1 (1 = one step per call)"
         )
+    profiling.parse_steps(tcfg.get("profile_steps", ""))  # UserError for a bad range
     if tcfg.get("on_nonfinite", "stop") not in ("stop", "skip"):
         raise UserError(f"train.on_nonfinite={tcfg.on_nonfinite!r}: use 'stop' or 'skip'")
 
@@ -142,7 +143,7 @@ def _resolved(config: ml_collections.ConfigDict, meta: dict | None) -> ml_collec
     return config
 
 
-def _check_compatible(meta: dict, model_config: ModelConfig, directory: pathlib.Path) -> None:
+def _check_compatible(meta: dict, model_config: ModelConfig, directory: epath.Path) -> None:
     saved = meta.get("model", {})
     for field in SHAPE_FIELDS:
         mine = getattr(model_config, field)
@@ -169,7 +170,7 @@ def _warn_if_schedule_moves(meta: dict, step: int, config: ml_collections.Config
 
 
 def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
-                       workdir: pathlib.Path, located: pretrained.Pretrained | None
+                       workdir: epath.Path, located: pretrained.Pretrained | None
                        ) -> text_tokenizer.TextTokenizer:
     """The workdir's tokenizer (resume), else init_from's, else the cached/trained one.
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.data import text_tokenizer
-from transformer_jax.run import calls
+from transformer_jax.run import calls, profiling
 from transformer_jax.run.evaluation import Evaluator, coverage, headline
 from transformer_jax.run.setup import (
     CONFIG_FILE,
@@ -86,21 +86,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             return result
 
         rng, meta = jax.random.key(tcfg.seed), metadata(run)
+        profiler = profiling.StepProfiler(tcfg.get("profile_steps", ""), run.workdir)
         try:
             with preemption.PreemptionWatcher() as watcher:
                 step = start_step
                 while step < tcfg.steps:
-                    n = calls.call_length(step, tcfg)
-                    state, call_metrics = train_steps(
-                        state, calls.stack(train_iter, n, placement), rng)
-                    metrics.add(call_metrics)
-                    step += n
-                    bar.update(n)
-                    if step == start_step + n:
+                    # A signal during the previous call stops before the next one (one process).
+                    n = 0 if watcher.signalled(state) else calls.call_length(step, tcfg)
+                    if n:
+                        with profiler.call(step, n):
+                            state, call_metrics = train_steps(
+                                state, calls.stack(train_iter, n, placement), rng)
+                        metrics.add(call_metrics)
+                        step += n
+                        profiler.after_call(step, state)
+                        bar.update(n)
+                    if n and step == start_step + n:
                         jax.block_until_ready(state)
                         throughput.restart(step)  # keep compilation out of tokens/s
                     # In order and without skipping: multi-host sync points are step numbers.
-                    preempted = any(watcher.reached(s) for s in range(step - n + 1, step + 1))
+                    preempted = not n or any(watcher.reached(s)
+                                             for s in range(step - n + 1, step + 1))
                     checkpoint = preempted or calls.due(step, tcfg.checkpoint_every, span=n,
                                                         total=tcfg.steps)
                     if metrics.pending and (checkpoint or calls.due(
@@ -110,7 +116,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     if calls.due(step, tcfg.eval_every, span=n, total=tcfg.steps):
                         eval_metrics = evaluate(step)
                         throughput.restart(step)
-                    if checkpoint:
+                    if checkpoint and step != checkpoint_step:
+                        writer.sync()  # a bucket's metrics.jsonl: up to this step first
                         run.checkpointer.save(step, state, train_iter, meta, force=preempted)
                         checkpoint_step = step
                     if preempted:
@@ -128,11 +135,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     if step > start_step:  # a re-run of a finished run recorded it already
                         writer.write_text(step, "demo", text)
         finally:
+            profiler.close()
             bar.close()
             train_iter.close()  # stop Grain's prefetch threads before interpreter exit
+            writer.close()  # first: a failed save's error (raised by wait) must not skip it
             run.checkpointer.wait()
             run.checkpointer.close()
-            writer.close()
     return eval_metrics
 
 

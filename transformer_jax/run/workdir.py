@@ -6,15 +6,17 @@ guessed; options (a batch limit, decoding settings) are arguments, never config 
 
 from __future__ import annotations
 
-import pathlib
+import contextlib
 from typing import Any
 
 import jax
 import ml_collections
 
 from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax import workpath
 from transformer_jax.compress import int8, store
 from transformer_jax.errors import UserError
+from transformer_jax.run import profiling
 from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.run.setup import Run, restore_state, setup_run
 from transformer_jax.tasks.lm import LanguageModeling
@@ -24,7 +26,9 @@ def checkpoint_metadata(workdir: str) -> dict:
     """The metadata of the newest checkpoint in `workdir` (task, model, config, ...)."""
     if store.is_quantized_dir(workdir):
         return store.read_marker(workdir)["metadata"]
-    directory = pathlib.Path(workdir) / "checkpoints"
+    root = workpath.resolve(workdir)
+    workpath.check_reachable(root, write=False)
+    directory = root / "checkpoints"
     found = checkpoint_lib.Checkpointer(directory).read_metadata()
     if found is None:
         raise UserError(f"no checkpoint in {directory}: train first with experiments.train")
@@ -49,7 +53,7 @@ def load_run(workdir: str, step: int | None = None, quantize: str | None = None
     written by `experiments.quantize` loads its int8 weights, dequantized.
     """
     int8.check_scheme(quantize)
-    run = setup_run(recorded_config(workdir), workdir, check_data=False)
+    run = setup_run(recorded_config(workdir), workdir, check_data=False, write=False)
     if store.is_quantized_dir(workdir):
         if step is not None:
             raise UserError(f"--step: {workdir} is a quantized run directory with one step")
@@ -102,7 +106,8 @@ def predict_workdir(workdir: str, lines: list[str], quantize: str | None = None,
         return run.task.predict(run.placement(), params, run.tokenizer, lines, **options)
 
 
-def generate_from_workdir(workdir: str, prompt: str, quantize: str | None = None,
+def generate_from_workdir(workdir: str, prompt: str, quantize: str | None = None, *,
+                          profile: bool = False,
                           **options: Any) -> str:
     """The text continuing `prompt`, sampled from a language model's newest checkpoint.
 
@@ -110,6 +115,7 @@ def generate_from_workdir(workdir: str, prompt: str, quantize: str | None = None
       workdir: an LM training run's directory.
       prompt: the text to continue.
       quantize: "int8" to use the int8-quantized weights (None: as trained).
+      profile: write a `jax.profiler` trace of the decode to WORKDIR/profile.
       **options: max_new_tokens, temperature (0 = greedy), top_k, top_p, seed (default: the
         run's `config.sample`).
     """
@@ -117,5 +123,6 @@ def generate_from_workdir(workdir: str, prompt: str, quantize: str | None = None
     if not isinstance(run.task, LanguageModeling):
         raise UserError(f"{workdir} holds a {run.task.name!r} run: generate continues text "
                         "for language models; use experiments.predict")
-    with jax.set_mesh(run.mesh):
+    with (jax.set_mesh(run.mesh),
+          profiling.trace(run.workdir) if profile else contextlib.nullcontext()):
         return run.task.continuation(params, run.tokenizer, prompt, **options)

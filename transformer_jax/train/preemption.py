@@ -1,6 +1,8 @@
 """Preemption: notice SIGTERM / SIGINT, agree on a step with every host, checkpoint, exit.
 
-One process: a Python signal handler sets a flag that the loop checks after each step.
+One process: a Python signal handler sets a flag that the loop checks after each train call
+and, once that call has finished, before the next one: the run saves at most
+`train.steps_per_call` steps after the signal.
 Several processes (after `jax.distributed.initialize`): JAX's preemption service catches
 SIGTERM on any host and `multihost_utils.reached_preemption_sync_point(step)` turns true on
 all hosts at the same step, so they all save the same checkpoint; a Python SIGTERM handler
@@ -48,6 +50,16 @@ class PreemptionWatcher:
     @property
     def signal_name(self) -> str:
         return signal.Signals(self._signal).name if self._signal else "SIGTERM"
+
+    def signalled(self, pending=None) -> bool:
+        """One process: True once a signal arrived. Waits for `pending` (the arrays the last
+        train call computes) first, so a signal during that call is seen before the next call
+        starts: the run stops at most `train.steps_per_call` steps after the signal.
+        Several processes: False (they stop at the sync point `reached` agrees on)."""
+        if self._multihost:
+            return False
+        jax.block_until_ready(pending)
+        return self._signal is not None
 
     def reached(self, step: int) -> bool:
         """True when every host should checkpoint at `step` and exit (call every step)."""

@@ -14,13 +14,15 @@ tokenizer comes from DIR's tokenizer files.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
+import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from transformer_jax import checkpoint as checkpoint_lib
+from transformer_jax import workpath
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import SHAPE_FIELDS, ModelConfig
 from transformer_jax.models.lora import ADAPTER
@@ -39,7 +41,7 @@ class Pretrained:
       hf: `workdir` is a Hugging Face model directory (`init_from=hf:DIR`).
     """
 
-    workdir: pathlib.Path
+    workdir: epath.Path
     checkpointer: checkpoint_lib.Checkpointer | None
     step: int
     meta: dict
@@ -50,7 +52,7 @@ def locate(path: str, model_config: ModelConfig) -> Pretrained:
     """Finds the checkpoint for `config.init_from=path` and checks it fits `model_config`.
 
     Args:
-      path: a training workdir, or its `checkpoints` directory.
+      path: a training workdir, or its `checkpoints` directory (local, or a URL: gs://...).
       model_config: the new run's model config.
 
     Raises:
@@ -58,7 +60,9 @@ def locate(path: str, model_config: ModelConfig) -> Pretrained:
     """
     if path.startswith("hf:"):
         return _locate_hf(path, model_config)
-    given = pathlib.Path(path).expanduser().absolute()
+    given = workpath.resolve(path if workpath.is_url(path) else os.path.expanduser(path),
+                             flag="config.init_from")
+    workpath.check_reachable(given, write=False, flag="config.init_from")
     directory = given if given.name == "checkpoints" else given / "checkpoints"
     found = checkpoint_lib.Checkpointer(directory).read_metadata()
     if found is None:
@@ -94,7 +98,7 @@ def _locate_hf(path: str, model_config: ModelConfig) -> Pretrained:
             raise UserError(
                 f"config.init_from={path!r} has model.{field}={theirs!r} but this config says "
                 f"{mine!r}: set --config.model.{field}={theirs!r}")
-    directory = pathlib.Path(path.removeprefix("hf:")).expanduser().absolute()
+    directory = epath.Path(os.path.expanduser(path.removeprefix("hf:"))).absolute()
     return Pretrained(directory, None, 0, {"model": arch.model.to_dict(),
                                            "task": {"name": arch.task}}, hf=True)
 
