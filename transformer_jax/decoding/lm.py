@@ -25,9 +25,11 @@ from transformer_jax.errors import UserError
     loop_jit,
     static_argnames=("model", "max_new_tokens", "temperature", "top_k", "top_p", "eos_id"),
 )
-def _generate(params, prompt, prompt_mask, rng, *, model, max_new_tokens, temperature, top_k,
-              top_p, eos_id):
+def _generate(params, prompt, rng, prompt_mask=None, *, model, max_new_tokens, temperature,
+              top_k, top_p, eos_id):
     b, p = prompt.shape
+    if prompt_mask is None:
+        prompt_mask = jnp.ones((b, p), bool)
     total = p + max_new_tokens
     valid = jnp.concatenate([prompt_mask, jnp.ones((b, max_new_tokens), bool)], axis=1)
     prompt_positions = jnp.maximum(jnp.cumsum(prompt_mask, axis=1) - 1, 0)  # [B, P]
@@ -101,7 +103,7 @@ def generate(
                         f"{prompt.shape}")
     rng = jax.random.key(0) if rng is None else rng
     return _generate(
-        params, jnp.asarray(prompt, jnp.int32), jnp.asarray(prompt_mask, bool), rng,
+        params, jnp.asarray(prompt, jnp.int32), rng, jnp.asarray(prompt_mask, bool),
         model=model, max_new_tokens=max_new_tokens,
         temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), eos_id=eos_id,
     )
