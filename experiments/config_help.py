@@ -61,6 +61,12 @@ MEANINGS = {
     "train.checkpoint_every": "steps between checkpoints",
     "train.max_to_keep": "checkpoints kept",
     "train.on_nonfinite": "a non-finite loss or gradient: stop | skip the update",
+    "train.profile_steps": "START,END: trace those steps into WORKDIR/profile ('' = off)",
+    "lora.rank": "LoRA adapter rank (0 = off: full fine-tuning)",
+    "lora.alpha": "LoRA scale numerator: the adapter's output is scaled by alpha / rank",
+    "lora.dropout": "dropout on the adapters' inputs",
+    "lora.targets": "comma-separated regexes over param paths that get adapters",
+    "lora.trainable": "comma-separated regexes over param paths trained in full (new heads)",
     # optim
     "optim.optimizer": "the optimizer (adamw)",
     "optim.learning_rate": "peak learning rate",
