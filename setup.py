@@ -33,7 +33,8 @@ setup(
         "matplotlib>=3.8",  # the confusion matrix as a TensorBoard image
     ],
     extras_require={
-        "dev": ["pytest>=8", "ruff>=0.6", "seqeval>=1.2"],  # seqeval: the entity-F1 check
+        # pytest-xdist: pytest.ini runs the suite on 2 workers; seqeval: the entity-F1 check.
+        "dev": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6", "seqeval>=1.2"],
         "tf": ["tensorflow>=2.17"],
         "gpu": ["jax[cuda12]>=0.10.2"],
         "tpu": ["jax[tpu]>=0.10.2"],

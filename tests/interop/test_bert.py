@@ -270,8 +270,10 @@ def _texts() -> list[str]:
 
 def test_wordpiece_tokenizer_matches_transformers(tmp_path):
     """The project's Hugging Face tokenizer encodes like transformers' BertTokenizer."""
-    hf_tokenizer = pytest.importorskip("transformer_jax.data.hf_tokenizer")
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
+
+    from transformer_jax.data import hf_tokenizer
+
     texts = _texts()
     trainer = tokenizers.BertWordPieceTokenizer(lowercase=True)
     trainer.train_from_iterator(texts[40:], vocab_size=300)  # some pieces stay unknown
