@@ -53,4 +53,12 @@ def default_model_type(config: ModelConfig) -> str:
         return "llama" if config.position == "rope" else "gpt2"
     if config.family == "bert":
         return "bert"
-    raise UserError("an encoder-decoder exports as t5, bart or marian: pass model_type=...")
+    # Each encoder-decoder family has one layer feature the others lack.
+    if config.position == "relative":
+        return "t5"
+    if config.decoder_embedder:
+        return "bart"
+    if config.position == "sinusoidal":
+        return "marian"
+    raise UserError("this encoder-decoder (learned positions, one embedder) matches none of "
+                    "t5, bart, marian exactly: pass model_type=...")
