@@ -30,7 +30,7 @@ def _download_with_generation(request, response, storage, *args, **kwargs):
     return _download(request, response, storage, *args, **kwargs)
 
 
-objects.download = _download_with_generation  # before server.py builds its handler table
+objects.download = _download_with_generation  # before the emulator builds its handler table
 
 from gcp_storage_emulator.server import create_server  # noqa: E402
 

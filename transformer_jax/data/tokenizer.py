@@ -92,7 +92,7 @@ class Tokenizer:
         """Writes the model into a run directory (`text_tokenizer.load_from_dir` reads it)."""
         from transformer_jax.data.text_tokenizer import SENTENCEPIECE_FILE
 
-        self.save(pathlib.Path(directory) / SENTENCEPIECE_FILE)
+        self.save(epath.Path(directory) / SENTENCEPIECE_FILE)
 
     def serialized_model(self) -> bytes:
         """The SentencePiece ModelProto bytes (what `save` writes)."""
