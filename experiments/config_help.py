@@ -102,6 +102,10 @@ def _model_meanings() -> dict[str, str]:
 
 def meaning(key: str) -> str | None:
     """The one-line meaning of dotted config `key`, or None when it has none."""
+    mixed = re.fullmatch(r"data\.mixture\.[^.]+\.(\w+)", key)  # a mixture source's keys
+    if mixed:
+        return ("this source's share of the training tokens, relative to the others' weights"
+                if mixed[1] == "weight" else MEANINGS.get(f"data.{mixed[1]}"))
     return MEANINGS.get(key) or _model_meanings().get(key)
 
 

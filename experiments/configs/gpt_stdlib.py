@@ -38,6 +38,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         num_shards=0,
         seq_len=256,
         tokenizer_cache_dir="",   # default: $TRANSFORMER_JAX_CACHE or ~/.cache/transformer_jax
+        # {name: {source keys..., weight}}: several weighted sources instead of the one above
+        # (transformer_jax/data/mixture.py; experiments/configs/lm_mixture.py is an example).
+        mixture={},
     ))
 
     c.train = common.train_section(steps=300, batch_size=16)

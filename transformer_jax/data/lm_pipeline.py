@@ -35,7 +35,7 @@ _TOKENIZE_THREADS = 2
 _BATCHES_AHEAD = 2
 
 
-class _Tokenize(grain.transforms.Map):
+class Tokenize(grain.transforms.Map):
     """Document -> {"inputs": int32 [n], "targets": int32 [n]}, n = len(tokens) + 1."""
 
     def __init__(self, tokenizer: TextTokenizer):
@@ -82,10 +82,8 @@ def _batch_keys(row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def _pack_and_batch(
-    documents: grain.MapDataset, seq_len: int, batch_size: int, drop_remainder: bool
-) -> grain.IterDataset:
-    """Tokenized documents -> batches of packed rows (see the module docstring)."""
+def pack_rows(documents: grain.MapDataset, seq_len: int) -> grain.IterDataset:
+    """Tokenized documents -> packed rows, dicts of int32 [seq_len] `BATCH_KEYS` arrays."""
     tokenized = documents.to_iter_dataset(
         grain.ReadOptions(num_threads=_TOKENIZE_THREADS, prefetch_buffer_size=_TOKENIZE_AHEAD)
     )
@@ -94,13 +92,26 @@ def _pack_and_batch(
             tokenized, length_struct={"inputs": seq_len, "targets": seq_len}
         )
     )
-    batches = rows.map(_batch_keys).batch(batch_size, drop_remainder=drop_remainder)
+    return rows.map(_batch_keys)
+
+
+def batch_rows(rows: grain.IterDataset, batch_size: int, drop_remainder: bool
+               ) -> grain.IterDataset:
+    """Packed rows -> batches of `batch_size` rows, assembled ahead on one thread."""
+    batches = rows.batch(batch_size, drop_remainder=drop_remainder)
     return grain.experimental.ThreadPrefetchIterDataset(
         batches, prefetch_buffer_size=_BATCHES_AHEAD
     )
 
 
-def _check_shapes(seq_len: int, batch_size: int, process_index: int, process_count: int,
+def _pack_and_batch(
+    documents: grain.MapDataset, seq_len: int, batch_size: int, drop_remainder: bool
+) -> grain.IterDataset:
+    """Tokenized documents -> batches of packed rows (see the module docstring)."""
+    return batch_rows(pack_rows(documents, seq_len), batch_size, drop_remainder)
+
+
+def check_shapes(seq_len: int, batch_size: int, process_index: int, process_count: int,
                   num_shards: int) -> None:
     if seq_len < 1 or batch_size < 1:
         raise UserError(f"seq_len={seq_len} and batch_size={batch_size} must both be >= 1")
@@ -113,12 +124,12 @@ def _check_shapes(seq_len: int, batch_size: int, process_index: int, process_cou
         )
 
 
-def _my_shards(num_shards: int, process_index: int, process_count: int) -> range:
+def my_shards(num_shards: int, process_index: int, process_count: int) -> range:
     per_process = num_shards // process_count
     return range(process_index * per_process, (process_index + 1) * per_process)
 
 
-class _ShardedBatches:
+class ShardedBatches:
     """An iterable over this process's rows of each global batch, built from its shards.
 
     Global batch g is the concatenation over shards s = 0..V-1 of shard s's batch g (each
@@ -207,7 +218,7 @@ def lm_dataset(
     process_count: int = 1,
     num_shards: int | None = None,
     drop_remainder: bool = True,
-) -> _ShardedBatches:
+) -> ShardedBatches:
     """Training batches: documents shuffled, split into shards, each packed and batched.
 
     The shuffled document stream is dealt round-robin into `num_shards` virtual shards
@@ -237,7 +248,7 @@ def lm_dataset(
       exactly (see `_ShardedIterator`).
     """
     num_shards = num_shards or process_count
-    _check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
+    check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
     documents = grain.MapDataset.source(source)
     if not len(documents):
         raise UserError(f"{source.name} {source.split} split has no documents")
@@ -248,10 +259,10 @@ def lm_dataset(
     rows_per_shard = batch_size * process_count // num_shards
 
     def make_shard(shard: int) -> grain.IterDataset:
-        return _pack_and_batch(documents[shard::num_shards].map(_Tokenize(tokenizer)), seq_len,
+        return _pack_and_batch(documents[shard::num_shards].map(Tokenize(tokenizer)), seq_len,
                                rows_per_shard, drop_remainder)
 
-    return _ShardedBatches(make_shard, _my_shards(num_shards, process_index, process_count),
+    return ShardedBatches(make_shard, my_shards(num_shards, process_index, process_count),
                            num_shards, rows_per_shard)
 
 
@@ -291,13 +302,13 @@ def lm_eval_batches(
       Dicts of int32 [batch_size, seq_len] arrays, keys as in `lm_dataset`.
     """
     num_shards = num_shards or process_count
-    _check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
-    documents = grain.MapDataset.source(source).map(_Tokenize(tokenizer))
+    check_shapes(seq_len, batch_size, process_index, process_count, num_shards)
+    documents = grain.MapDataset.source(source).map(Tokenize(tokenizer))
     rows_per_shard = batch_size * process_count // num_shards
-    iterator = iter(_ShardedBatches(
+    iterator = iter(ShardedBatches(
         lambda shard: _pack_and_batch(documents[shard::num_shards], seq_len, rows_per_shard,
                                       drop_remainder=False),
-        _my_shards(num_shards, process_index, process_count), num_shards, rows_per_shard,
+        my_shards(num_shards, process_index, process_count), num_shards, rows_per_shard,
     ))
     zeros = {key: np.zeros((batch_size, seq_len), np.int32) for key in BATCH_KEYS}
     try:

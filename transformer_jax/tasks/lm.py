@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 
 from transformer_jax import distributed, metrics
-from transformer_jax.data import lm_pipeline, sources
+from transformer_jax.data import lm_pipeline, mixture, sources
 from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.decoding import lm as lm_decoding
 from transformer_jax.errors import UserError
@@ -48,17 +48,21 @@ def lm_loss_fn(model: nn.Module) -> LossFn:
     return loss_fn
 
 
-def eval_step(params: Any, batch: Batch, *, model: nn.Module) -> dict[str, jax.Array]:
+def eval_step(params: Any, batch: Batch, *, model: nn.Module, num_sources: int = 0
+              ) -> dict[str, jax.Array]:
     """Sums for held-out LM metrics on one batch (no dropout).
 
     Args:
       params: model parameters.
       batch: a packed LM batch plus `target_bytes` [B, T] int32, the UTF-8 bytes each target
-        token decodes to (for bits per byte); rows of all-zero segment ids are padding.
+        token decodes to (for bits per byte); rows of all-zero segment ids are padding. A
+        mixture's batch also has `source` [B] int32, each row's source number.
       model: the model with `deterministic=True`.
+      num_sources: K > 0 for a mixture: also sum per source.
 
     Returns:
-      loss_sum (nats), tokens, bytes: scalars to add up over the eval set.
+      loss_sum (nats), tokens, bytes: scalars to add up over the eval set; with K sources
+      also source_loss_sum, source_tokens, source_bytes: [K].
     """
     logits = model.apply(
         {"params": params},
@@ -69,7 +73,23 @@ def eval_step(params: Any, batch: Batch, *, model: nn.Module) -> dict[str, jax.A
     weights = batch["segment_ids"] > 0
     loss_sum, tokens = losses.cross_entropy(logits, batch["targets"], weights)
     num_bytes = jnp.sum(jnp.where(weights, batch["target_bytes"], 0))
-    return {"loss_sum": loss_sum, "tokens": tokens, "bytes": num_bytes.astype(jnp.float32)}
+    sums = {"loss_sum": loss_sum, "tokens": tokens, "bytes": num_bytes.astype(jnp.float32)}
+    if num_sources:
+        rows = jax.nn.one_hot(batch["source"], num_sources)  # [B, K]
+        w = weights.astype(jnp.float32)  # [B, T]
+        per_token = {"source_loss_sum": losses.token_losses(logits, batch["targets"]) * w,
+                     "source_tokens": w,
+                     "source_bytes": jnp.where(weights, batch["target_bytes"], 0).astype(jnp.float32)}
+        sums |= {k: jnp.einsum("bt,bk->k", v, rows) for k, v in per_token.items()}
+    return sums
+
+
+def _lm_metrics(loss_sum: float, tokens: float, num_bytes: float) -> dict[str, float]:
+    """Loss (nats/token), perplexity, bits per byte and tokens from summed statistics."""
+    loss_sum, tokens = float(loss_sum), float(tokens)
+    loss = loss_sum / max(tokens, 1.0)
+    return {"loss": loss, "perplexity": metrics.perplexity(loss),
+            "bits_per_byte": metrics.bits_per_byte(loss_sum, float(num_bytes)), "tokens": tokens}
 
 
 class LanguageModeling(Task):
@@ -89,6 +109,7 @@ class LanguageModeling(Task):
             raise UserError(
                 f"data.seq_len={config.data.seq_len} exceeds model.max_len={model_config.max_len}"
             )
+        self.mixture = mixture.parse(config.data)  # [] = the one source of config.data
 
     def build_model(self, model_config: ModelConfig) -> nn.Module:
         return GPT(model_config)
@@ -105,10 +126,25 @@ class LanguageModeling(Task):
         return lm_loss_fn(model)
 
     def check_data(self) -> None:
-        sources.check_splits(self.config.data)
+        if self.mixture:
+            mixture.check_splits(self.mixture)
+        else:
+            sources.check_splits(self.config.data)
+
+    def tokenizer_source(self) -> sources.TextSource:
+        if self.mixture:
+            return mixture.ConcatSource(self.mixture)
+        return super().tokenizer_source()
 
     def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
+        if self.mixture:
+            return iter(mixture.mixture_dataset(
+                [(m.name, m.make("train"), m.weight) for m in self.mixture], tokenizer,
+                seq_len=self.config.data.seq_len, batch_size=batch_size, seed=seed,
+                process_index=process_index, process_count=process_count,
+                num_shards=self.config.data.get("num_shards") or None,
+            ))
         source = sources.make_source(self.config.data, "train")
         return iter(lm_pipeline.lm_dataset(
             source, tokenizer, seq_len=self.config.data.seq_len, batch_size=batch_size,
@@ -128,30 +164,34 @@ class LanguageModeling(Task):
                      ) -> Iterable[Batch]:
         """Packed held-out rows, with each target token's byte count (`target_bytes`)."""
         token_bytes = np.asarray(tokenizer.token_bytes, np.int32)
-        for batch in lm_pipeline.lm_eval_batches(
-            sources.make_source(self.config.data, split), tokenizer,
+        options = dict(
             seq_len=self.config.data.seq_len, batch_size=batch_size, max_batches=max_batches,
             process_index=process_index, process_count=process_count,
             num_shards=self.config.data.get("num_shards") or None,
-            any_process=distributed.any_process,
-        ):
+            any_process=distributed.any_process)
+        if self.mixture:
+            batches = mixture.mixture_eval_batches(
+                [(m.name, m.make(split)) for m in self.mixture], tokenizer, **options)
+        else:
+            batches = lm_pipeline.lm_eval_batches(
+                sources.make_source(self.config.data, split), tokenizer, **options)
+        for batch in batches:
             yield {**batch, "target_bytes": token_bytes[batch["targets"]]}
 
     def eval_sums(self, model: nn.Module, params: Any, batch: dict[str, jax.Array]
                   ) -> dict[str, jax.Array]:
-        return eval_step(params, batch, model=model)
+        return eval_step(params, batch, model=model, num_sources=len(self.mixture))
 
     def eval_metrics(self, sums: dict[str, np.ndarray], complete: bool = False
                      ) -> dict[str, float]:
-        """Held-out loss (nats/token), perplexity and bits per byte."""
-        loss_sum, tokens = float(sums["loss_sum"]), float(sums["tokens"])
-        loss = loss_sum / max(tokens, 1.0)
-        return {
-            "loss": loss,
-            "perplexity": metrics.perplexity(loss),
-            "bits_per_byte": metrics.bits_per_byte(loss_sum, float(sums["bytes"])),
-            "tokens": tokens,
-        }
+        """Held-out loss (nats/token), perplexity and bits per byte; for a mixture also
+        `<source name>/<metric>` per source."""
+        out = _lm_metrics(sums["loss_sum"], sums["tokens"], sums["bytes"])
+        for k, entry in enumerate(self.mixture):
+            per_source = _lm_metrics(sums["source_loss_sum"][k], sums["source_tokens"][k],
+                                     sums["source_bytes"][k])
+            out |= {f"{entry.name}/{key}": value for key, value in per_source.items()}
+        return out
 
     # After training and for inference -----------------------------------------------------
     def metadata(self) -> dict[str, Any]:
