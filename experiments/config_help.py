@@ -36,6 +36,8 @@ MEANINGS = {
     "data.max_source_len": "seq2seq: source tokens per example",
     "data.max_target_len": "seq2seq: target tokens per example",
     "data.long_examples": "seq2seq examples over the lengths: truncate | drop",
+    "data.batching": "seq2seq training batches: examples (train.batch_size rows) | tokens",
+    "data.tokens_per_batch": "batching=tokens: padded tokens per batch side, at most",
     "data.tokenizer_cache_dir": "tokenizer cache ('' = $TRANSFORMER_JAX_CACHE or ~/.cache)",
     # task
     "task.name": "the task: lm | bert_pretrain | classify | tagging | qa | seq2seq",

@@ -24,6 +24,7 @@ VARIANTS = {
     "classify_stdlib": (None, "test"),
     "tag_stdlib": (None, "test"),
     "seq2seq_stdlib": (None, "test"),
+    "lm_mixture": (None, "test"),
     "ag_news": (None, "test"),
     "imdb": (None, "test"),
     "glue_mrpc": (None, "test"),
@@ -41,7 +42,8 @@ _SOURCE = {"source", "path", "tfds_name", "tfds_data_dir", "seq_len", "tokenizer
 # transformer_jax/tasks/ and data/): a config must have them all, and no others.
 READS = {
     "lm": dict(  # tasks/lm.py, data/sources.make_source
-        data=_SOURCE | {"text_key", "validation_fraction", "validation_path", "num_shards"},
+        data=_SOURCE | {"text_key", "validation_fraction", "validation_path", "num_shards",
+                        "mixture"},
         task=set()),
     "bert_pretrain": dict(  # tasks/bert_pretrain.py, data/sources.make_source
         data=_SOURCE | {"text_key", "validation_fraction", "segment_lines"}, task=set()),
@@ -55,7 +57,7 @@ READS = {
     "seq2seq": dict(  # data/pairs.make_pairs, tasks/seq2seq.py
         data=_SOURCE | {"source_path", "target_path", "source_key", "target_key",
                         "validation_fraction", "max_source_len", "max_target_len",
-                        "long_examples"},
+                        "long_examples", "batching", "tokens_per_batch"},
         task={"label_smoothing", "eval_decode_examples", "demo_examples", "beam_size", "alpha",
               "len_a", "len_b", "repetition_penalty", "no_repeat_ngram"}),
 }

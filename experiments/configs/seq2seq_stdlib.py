@@ -57,6 +57,10 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
         max_target_len=target_len,
         seq_len=source_len + target_len,  # tokens per example (throughput figures); derived
         long_examples="truncate",  # truncate | drop
+        # examples: train.batch_size rows per step; tokens: length buckets of at most
+        # tokens_per_batch padded tokens a side (transformer_jax/data/token_batching.py).
+        batching="examples",
+        tokens_per_batch=0,
         tokenizer_cache_dir="",
     ))
     c.train = common.train_section(steps=1200, batch_size=32, log_every=50, eval_every=400,

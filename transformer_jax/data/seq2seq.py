@@ -101,6 +101,8 @@ class Seq2SeqExamples:
 
     Attributes:
       indices: [N] positions in `pairs` of the kept examples, in order.
+      lengths: [N, 2] each kept example's source and target tokens (EOS included, at most
+        S and T): what token batching buckets by.
       report: the `LengthReport`.
       dataset: `grain.MapDataset` of examples.
     """
@@ -115,20 +117,24 @@ class Seq2SeqExamples:
             raise UserError(f"data.max_source_len={max_source_len} and data.max_target_len="
                             f"{max_target_len} must be >= 2 (tokens + eos)")
         kept, empty, long_src, long_tgt, dropped = [], 0, 0, 0, 0
+        lengths = []
         for i in range(len(pairs)):
             source, target = pairs[i]
             if not source.strip() or not target.strip():
                 empty += 1
                 continue
-            too_long_src = len(tokenizer.encode(source)) + 1 > max_source_len
-            too_long_tgt = len(tokenizer.encode(target)) + 1 > max_target_len
+            source_len = len(tokenizer.encode(source)) + 1
+            target_len = len(tokenizer.encode(target)) + 1
+            too_long_src, too_long_tgt = source_len > max_source_len, target_len > max_target_len
             long_src += too_long_src
             long_tgt += too_long_tgt
             if long_examples == "drop" and (too_long_src or too_long_tgt):
                 dropped += 1
                 continue
             kept.append(i)
+            lengths.append((min(source_len, max_source_len), min(target_len, max_target_len)))
         self.indices = np.asarray(kept, np.int64)
+        self.lengths = np.asarray(lengths, np.int64).reshape(-1, 2)
         self.report = LengthReport(len(pairs), len(kept), empty, long_src, long_tgt, dropped)
         logging.info("%s %s: %s", getattr(pairs, "name", "pairs"), pairs.split, self.report)
         self._pairs, self._tokenizer = pairs, tokenizer

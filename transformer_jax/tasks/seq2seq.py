@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformer_jax.data import batching, pairs, seq2seq
+from transformer_jax import sharding
+from transformer_jax.data import batching, pairs, seq2seq, token_batching
 from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.decoding import beam_search
 from transformer_jax.decoding import seq2seq as seq2seq_decoding
@@ -81,6 +82,7 @@ class Seq2Seq(Task):
             raise UserError(f"data.max_source_len/max_target_len ({longest}) exceed "
                             f"model.max_len={model_config.max_len}")
         self._examples: dict[tuple[str, str], seq2seq.Seq2SeqExamples] = {}
+        _check_batching(config)
 
     # Data ---------------------------------------------------------------------------------
     def tokenizer_source(self):
@@ -111,6 +113,16 @@ class Seq2Seq(Task):
     def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,
                       process_index: int, process_count: int) -> BatchIterator:
         examples = self.examples(tokenizer, "train")
+        if self.config.data.get("batching", "examples") == "tokens":
+            tcfg, mcfg = self.config.train, self.config.mesh
+            data_parallel = sharding.data_parallel_size(
+                sharding.make_mesh(mcfg.data, mcfg.fsdp, mcfg.tensor))
+            data = self.config.data
+            return token_batching.TokenBatches(
+                examples.example, examples.lengths, (data.max_source_len, data.max_target_len),
+                tokens_per_batch=data.tokens_per_batch,
+                multiple=data_parallel * tcfg.grad_accum_steps, group=tcfg.steps_per_call,
+                seed=seed, process_index=process_index, process_count=process_count)
         return batching.ExampleBatches(
             examples.dataset, batch_size=batch_size, seed=seed, shuffle=True, repeat=True,
             process_index=process_index, process_count=process_count,
@@ -256,6 +268,29 @@ class Seq2Seq(Task):
         sources = [line.replace("\\n", "\n") for line in lines]
         outputs = self.decode_texts(placement, params, tokenizer, sources, **options)
         return [out.replace("\n", "\\n") for out in outputs]
+
+
+def _check_batching(config) -> None:
+    """UserError for a bad `data.batching` / `tokens_per_batch`, or (token batching) a
+    call length that would stack batches of two buckets."""
+    data, tcfg = config.data, config.train
+    kind = data.get("batching", "examples")
+    if kind not in ("examples", "tokens"):
+        raise UserError(f"data.batching={kind!r}: use 'examples' (train.batch_size rows) or "
+                        "'tokens' (length buckets of data.tokens_per_batch tokens)")
+    if kind != "tokens":
+        return
+    if not isinstance(data.get("tokens_per_batch"), int) or data.tokens_per_batch < 1:
+        raise UserError(f"data.tokens_per_batch={data.get('tokens_per_batch')!r}: token "
+                        "batching needs the tokens per batch side, e.g. 4096")
+    k = tcfg.steps_per_call
+    for key in ("steps", "eval_every", "checkpoint_every"):
+        if tcfg[key] % k:
+            raise UserError(
+                f"train.{key}={tcfg[key]} is not a multiple of train.steps_per_call={k}: with "
+                "data.batching=tokens each call's steps come from one length bucket, so every "
+                f"call must be {k} steps; set train.{key} to a multiple of {k}, or "
+                "train.steps_per_call=1")
 
 
 def _until_eos(row: np.ndarray, eos_id: int) -> list[int]:
