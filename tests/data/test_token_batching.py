@@ -52,9 +52,9 @@ def test_shapes_rows_and_tokens():
         assert rows == TOKENS // max(s, t) // 4 * 4 and rows * max(s, t) <= TOKENS
         assert b["target_inputs"].shape == b["targets"].shape == (rows, t)
         for k in range(rows):  # every real token kept: the row is its example's, cut at pads
-            i = int(b["source"][k, 0]) - 1
-            assert (b["source"][k] == _example(i)["source"][:s]).all()
-            assert (_example(i)["source"][s:] == 0).all() and (_example(i)["targets"][t:] == 0).all()
+            example = _example(int(b["source"][k, 0]) - 1)
+            assert (b["source"][k] == example["source"][:s]).all()
+            assert (example["source"][s:] == 0).all() and (example["targets"][t:] == 0).all()
     # Runs of `group` batches share a bucket (one jitted call stacks them).
     for a, b in zip(batches[::2], batches[1::2], strict=True):
         assert a["source"].shape == b["source"].shape and a["targets"].shape == b["targets"].shape

@@ -78,8 +78,7 @@ def eval_step(params: Any, batch: Batch, *, model: nn.Module, num_sources: int =
         rows = jax.nn.one_hot(batch["source"], num_sources)  # [B, K]
         w = weights.astype(jnp.float32)  # [B, T]
         per_token = {"source_loss_sum": losses.token_losses(logits, batch["targets"]) * w,
-                     "source_tokens": w,
-                     "source_bytes": jnp.where(weights, batch["target_bytes"], 0).astype(jnp.float32)}
+                     "source_tokens": w, "source_bytes": w * batch["target_bytes"]}
         sums |= {k: jnp.einsum("bt,bk->k", v, rows) for k, v in per_token.items()}
     return sums
 
