@@ -13,6 +13,7 @@ import pytest
 from transformer_jax import run as run_lib
 from transformer_jax import sharding as sharding_lib
 from transformer_jax.errors import UserError
+from transformer_jax.interop import run_dir
 from transformer_jax.models.bert import BertForSequenceClassification
 from transformer_jax.models.config import from_preset
 from transformer_jax.models.encdec import EncoderDecoder
@@ -119,6 +120,13 @@ def test_lora_trains_adapters_only_resumes_exactly_and_merges(config, tmp_path):
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-6)
     with pytest.raises(UserError, match="already holds checkpoints"):
         merge_workdir(str(workdir), str(merged_dir))
+    # Unmerged, as a PEFT adapter (tests/interop/test_peft_export.py runs it under peft).
+    peft_dir = run_dir.to_peft(str(workdir), str(tmp_path / "peft"))
+    adapter = json.loads((peft_dir / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and (peft_dir / "base" / "model.safetensors").is_file()
+    assert adapter["rank_pattern"] == {f"transformer.h.{i}.attn.c_attn": 8 for i in range(2)}
+    assert sorted({m.split(".", 3)[3] for m in adapter["target_modules"]}) == [
+        "attn.c_attn", "mlp.c_proj"]
 
 
 def test_bad_lora_settings_are_one_line_errors(config, tmp_path):

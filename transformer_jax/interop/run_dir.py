@@ -138,3 +138,17 @@ def to_hf(workdir: str, hf_dir: str) -> pathlib.Path:
     api.save_hf(model, params, run.tokenizer, out, model_type=source.get("model_type"),
                 hf_class=source.get("hf_class", ""))
     return out
+
+
+def to_peft(workdir: str, peft_dir: str, step: int | None = None) -> pathlib.Path:
+    """Exports a LoRA run's adapters as a PEFT adapter directory over a `to_hf` export of
+    its other weights (`peft_dir/base`; see interop/peft.py). Returns `peft_dir`."""
+    from transformer_jax.interop import peft
+
+    source_file = pathlib.Path(workdir) / api.HF_SOURCE_FILE
+    source = json.loads(source_file.read_text()) if source_file.is_file() else {}
+    run, params, _ = load_run(workdir, step)
+    model = run.task.build_model(run.model_config)
+    peft.save_peft(model, params, run.tokenizer, peft_dir, model_type=source.get("model_type"),
+                   hf_class=source.get("hf_class", ""))
+    return pathlib.Path(peft_dir)
