@@ -47,7 +47,7 @@ def _batches(tokenizer, n: int, state=None, **options):
 
 @pytest.mark.parametrize("num_shards", [1, 2])
 def test_observed_proportions_match_the_weights(code_tokenizer, num_shards):
-    batches, _ = _batches(code_tokenizer, 60, num_shards=num_shards)
+    batches, _ = _batches(code_tokenizer, 30, num_shards=num_shards)
     rows = [_row_source(code_tokenizer, row) for b in batches for row in b["inputs"]]
     assert all((b["segment_ids"] > 0).all() for b in batches)  # full rows: rows = tokens
     for letter, weight in zip(LETTERS, WEIGHTS, strict=True):
@@ -56,15 +56,15 @@ def test_observed_proportions_match_the_weights(code_tokenizer, num_shards):
 
 
 def test_resume_equals_a_straight_run_and_the_state_is_per_source(code_tokenizer):
-    straight, _ = _batches(code_tokenizer, 12, num_shards=2)
+    straight, _ = _batches(code_tokenizer, 8, num_shards=2)
     first, state = _batches(code_tokenizer, 5, num_shards=2)
-    rest, _ = _batches(code_tokenizer, 7, state=state, num_shards=2)
+    rest, _ = _batches(code_tokenizer, 3, state=state, num_shards=2)
     for want, got in zip(straight, first + rest, strict=True):
         for key in want:
             np.testing.assert_array_equal(want[key], got[key])
     for shard in state["shards"].values():
         assert sorted(shard["parents"]) == list(LETTERS)  # each source's packing state
-    again, _ = _batches(code_tokenizer, 12, num_shards=2)  # deterministic for the seed
+    again, _ = _batches(code_tokenizer, 8, num_shards=2)  # deterministic for the seed
     assert all((a["inputs"] == b["inputs"]).all() for a, b in zip(straight, again, strict=True))
 
 
