@@ -40,7 +40,7 @@ MEANINGS = {
     "data.tokens_per_batch": "batching=tokens: padded tokens per batch side, at most",
     "data.tokenizer_cache_dir": "tokenizer cache ('' = $TRANSFORMER_JAX_CACHE or ~/.cache)",
     # task
-    "task.name": "the task: lm | bert_pretrain | classify | tagging | qa | seq2seq",
+    "task.name": "the task: lm | bert_pretrain | classify | tagging | qa | seq2seq | distill",
     "task.label_smoothing": "label-smoothing mass of the seq2seq loss",
     "task.eval_decode_examples": "validation examples beam-decoded for BLEU/ROUGE per eval",
     "task.demo_examples": "validation examples decoded and shown at the end of training",
@@ -51,6 +51,10 @@ MEANINGS = {
     "task.len_a": "output-length limit a * source length + b: a",
     "task.len_b": "output-length limit a * source length + b: b (0 = max_target_len)",
     "task.max_answer_tokens": "QA: the longest predicted answer span, in tokens",
+    "task.student": "distill: the student's task (lm | classify)",
+    "task.teacher": "distill: the teacher's training run directory (or hf:DIR), same family",
+    "task.kd_alpha": "distill: weight of the soft (teacher KL) loss; 1 - it: hard labels",
+    "task.kd_temperature": "distill: softmax temperature T of the soft loss (scaled by T^2)",
     # train
     "train.steps": "optimizer steps in total",
     "train.batch_size": "global batch size (examples per optimizer step)",

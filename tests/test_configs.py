@@ -32,6 +32,7 @@ VARIANTS = {
     "conll2003": (None, "test"),
     "qa_squad": (None, "test"),
     "wmt14_ende": (None, "big", "t2t"),
+    "distill_stdlib": (None, "test", "classify", "classify_test"),
     "cnn_dailymail": (None,),
     "xsum": (None,),
 }
@@ -105,9 +106,11 @@ def test_default_models_are_unchanged(name, expected):
 @pytest.mark.parametrize("name, arg", CASES)
 def test_configs_have_exactly_the_keys_their_task_reads(name, arg):
     c = get_config(name, arg)
-    reads = READS[c.task.name]
+    distill = c.task.name == "distill"  # the student's task's keys, and the distill ones
+    reads = READS[c.task.student if distill else c.task.name]
     assert set(c.data) == reads["data"]
-    assert set(c.task) - {"name"} == reads["task"]
+    assert set(c.task) - {"name"} == reads["task"] | (
+        {"student", "teacher", "kd_alpha", "kd_temperature"} if distill else set())
 
 
 def test_qa_keys_live_only_in_qa_configs():

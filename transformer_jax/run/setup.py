@@ -172,12 +172,14 @@ def _warn_if_schedule_moves(meta: dict, step: int, config: ml_collections.Config
 def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
                        workdir: epath.Path, located: pretrained.Pretrained | None
                        ) -> text_tokenizer.TextTokenizer:
-    """The workdir's tokenizer (resume), else init_from's, else the cached/trained one.
+    """The workdir's tokenizer (resume), else init_from's or the task's
+    (`Task.tokenizer_from`: a distillation teacher's), else the cached/trained one.
 
     A run directory holds a SentencePiece `tokenizer.model` or a Hugging Face `tokenizer/`
     folder (a converted checkpoint's); `init_from=hf:DIR` uses DIR's tokenizer files.
     """
     path, tok = workdir, text_tokenizer.load_from_dir(workdir)
+    located = located or (task.tokenizer_from() if tok is None else None)
     if tok is None and located is not None:
         path = located.workdir
         if located.hf:

@@ -52,6 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     with jax.set_mesh(run.mesh), nn.logical_axis_rules(sharding_lib.LOGICAL_AXIS_RULES):
         state, start_step, shardings, start = _initial_state(run, model, optimizer, train_iter)
         lora.check_targets(state.params, run.model_config.lora)
+        frozen = task.frozen_params(run.mesh)  # a distillation teacher's (tasks/distill.py)
         _prepare_workdir(run)  # everything is checked: from here on the run writes
         if jax.process_index() == 0:
             print(header(run, state.params, start))
@@ -62,7 +63,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 schedule=schedule, grad_accum_steps=tcfg.grad_accum_steps,
                 real_tokens=task.real_tokens,
             ),
-            in_shardings=(shardings, sharding_lib.steps_sharding(run.mesh), None),
+            in_shardings=(shardings, sharding_lib.steps_sharding(run.mesh), None, None),
             out_shardings=(shardings, None),
             donate_argnums=0,
         )  # compiled once per call length: steps_per_call, and 1 (see calls.call_length)
@@ -96,7 +97,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                     if n:
                         with profiler.call(step, n):
                             state, call_metrics = train_steps(
-                                state, calls.stack(train_iter, n, placement), rng)
+                                state, calls.stack(train_iter, n, placement), rng, frozen)
                         metrics.add(call_metrics)
                         step += n
                         profiler.after_call(step, state)

@@ -12,13 +12,15 @@ from transformer_jax.tasks.base import Batch, BatchIterator, LossFn, Task
 def _registry() -> dict[str, type[Task]]:
     from transformer_jax.tasks.bert_pretrain import BertPretraining
     from transformer_jax.tasks.classify import SequenceClassification
+    from transformer_jax.tasks.distill import Distillation
     from transformer_jax.tasks.lm import LanguageModeling
     from transformer_jax.tasks.qa import QuestionAnswering
     from transformer_jax.tasks.seq2seq import Seq2Seq
     from transformer_jax.tasks.tagging import TokenClassification
 
     return {cls.name: cls for cls in (LanguageModeling, BertPretraining, SequenceClassification,
-                                      TokenClassification, QuestionAnswering, Seq2Seq)}
+                                      TokenClassification, QuestionAnswering, Seq2Seq,
+                                      Distillation)}
 
 
 def task_name(config: ml_collections.ConfigDict) -> str:

@@ -5,8 +5,9 @@ jitted train and eval steps, the evaluation loop, throughput accounting, checkpo
 preemption. To add a task: subclass `Task`, register it in `tasks/__init__.py`, and give it
 a config in `experiments/configs/` (docs/architecture.md walks through one).
 
-Training: `build_model`, `init_batch`, `model_inputs`, `loss_fn`, `train_batches`; for
-tokens/s and MFU, `tokens_per_example`, `real_tokens` and `flops_per_token`.
+Training: `build_model`, `init_batch`, `model_inputs`, `loss_fn`, `train_batches` (and,
+for distillation, `frozen_params` and `tokenizer_from`); for tokens/s and MFU,
+`tokens_per_example`, `real_tokens` and `flops_per_token`.
 Evaluation, run by `run/evaluation.py`:
 
     sums = Σ over eval_batches(...) of eval_sums(model, params, batch)   # jitted once
@@ -32,6 +33,7 @@ from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.placement import Placement
+from transformer_jax.train.pretrained import Pretrained
 from transformer_jax.train.step import Batch, LossFn
 
 __all__ = ["Batch", "BatchIterator", "LossFn", "Task", "check_options"]
@@ -104,6 +106,20 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def loss_fn(self, model: nn.Module) -> LossFn:
         """(params, batch, rng) -> (loss_sum, weight_sum) for `train/step.py:train_step`."""
+
+    def frozen_params(self, mesh: jax.sharding.Mesh) -> Any:
+        """Params the loss reads but never trains (a distillation teacher's), or None.
+
+        The trainer calls this once, inside the mesh and the logical-axis rules, before it
+        writes anything, and passes the result to every train step as a jit argument
+        (`loss_fn(params, batch, rng, frozen=...)`); it is never saved. Default: None.
+        """
+        return None
+
+    def tokenizer_from(self) -> Pretrained | None:
+        """A run whose tokenizer a fresh run without `init_from` must use (a distillation
+        teacher's), or None (default): the cached or trained one."""
+        return None
 
     @abc.abstractmethod
     def train_batches(self, tokenizer: TextTokenizer, *, batch_size: int, seed: int,

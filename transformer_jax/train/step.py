@@ -12,6 +12,7 @@ A batch is a dict of arrays whose leading axis is the batch B; its keys are the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,8 @@ from transformer_jax.train.state import TrainState
 
 # A batch: arrays keyed by name, leading axis B (numpy on the host, jax.Array on device).
 Batch = dict[str, Any]
-# (params, batch, dropout_rng) -> (loss_sum, weight_sum); the step divides the sums.
+# (params, batch, dropout_rng) -> (loss_sum, weight_sum); the step divides the sums. A step
+# given `frozen` params calls it as loss_fn(params, batch, dropout_rng, frozen=frozen).
 LossFn = Callable[[Any, Batch, jax.Array], tuple[jax.Array, jax.Array]]
 # batch -> its non-padding token count, a scalar (the task's `real_tokens`).
 TokenCount = Callable[[Batch], jax.Array]
@@ -33,6 +35,7 @@ def train_step(
     state: TrainState,
     batch: Batch,
     rng: jax.Array,
+    frozen: Any = None,
     *,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
@@ -55,11 +58,17 @@ def train_step(
       real_tokens: counts the batch's non-padding tokens, the `tokens` metric that tokens/s
         and MFU are computed from; None counts the loss weight sum instead (the non-padding
         target tokens of an LM, but examples for a classifier).
+      frozen: params the loss reads but never trains (a distillation teacher's,
+        `Task.frozen_params`), passed to `loss_fn` as `frozen=`: a jit argument, so they are
+        never compiled in as constants; no gradient is taken for them. None: `loss_fn` takes
+        none (every other task).
 
     Returns:
       The new state and scalar metrics: loss, grad_norm, nonfinite, learning_rate, tokens.
     """
     step_rng = jax.random.fold_in(rng, state.step)
+    if frozen is not None:
+        loss_fn = functools.partial(loss_fn, frozen=frozen)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
     def micro_step(carry, xs):
@@ -98,7 +107,7 @@ def train_step(
 
 
 def train_steps(
-    state: TrainState, batches: Batch, rng: jax.Array, **step_kwargs
+    state: TrainState, batches: Batch, rng: jax.Array, frozen: Any = None, **step_kwargs
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """`train_step` on each of K batches in turn, inside one call (`lax.scan` over steps).
 
@@ -113,10 +122,11 @@ def train_steps(
       state: the train state (donated).
       batches: [K, B, ...] arrays, batch k for step k.
       rng: base PRNG key, as for `train_step`.
+      frozen: params every step's loss reads but never trains, as for `train_step`.
       **step_kwargs: `train_step`'s keyword arguments (loss_fn, optimizer, schedule, ...).
 
     Returns:
       The state after K steps and each step's metrics stacked: {name: [K]}.
     """
-    return jax.lax.scan(lambda s, batch: train_step(s, batch, rng, **step_kwargs), state,
-                        batches)
+    return jax.lax.scan(lambda s, batch: train_step(s, batch, rng, frozen, **step_kwargs),
+                        state, batches)
