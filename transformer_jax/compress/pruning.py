@@ -247,6 +247,15 @@ def measure_sparsity(params: Any, targets: str | tuple[str, ...] = (DEFAULT_TARG
     return {key: zeros / size if size else 0.0 for key, (zeros, size) in counts.items()}
 
 
+def report(params: Any, targets: tuple[str, ...]) -> str:
+    """One line of `measure_sparsity`: "sparsity (zero weights): targeted 75.00% (...), all
+    params 52.31%"."""
+    got = measure_sparsity(params, targets)
+    groups = ", ".join(f"{p} {got[p]:.2%}" for p in targets)
+    return (f"sparsity (zero weights): targeted {got['targeted']:.2%} ({groups}), "
+            f"all params {got['all']:.2%}")
+
+
 def _patterns(value: Any) -> tuple[str, ...]:
     """Comma-separated regexes (or a sequence of them), checked."""
     items = value.split(",") if isinstance(value, str) else list(value or ())
