@@ -82,7 +82,7 @@ def test_cubic_schedule_and_update_steps():
     steps = np.arange(0, 70)
     due = [int(t) for t in steps if pruning.update_due(s, jnp.int32(t))]
     assert due == [10, 20, 30, 40, 50]
-    for t in due + [60]:
+    for t in [*due, 60]:
         want = 0.9 + (0.1 - 0.9) * (1 - min((t - 10) / 40, 1.0)) ** 3
         assert float(pruning.sparsity_at(s, jnp.int32(t))) == pytest.approx(want, abs=1e-6)
     assert float(pruning.sparsity_at(s, jnp.int32(30))) == pytest.approx(0.9 - 0.8 / 8)
@@ -95,7 +95,7 @@ def test_unstructured_reaches_each_targets_sparsity_and_pruned_weights_stay_zero
     history = _run(UNSTRUCTURED)
     initial = _leaves(_params())
     sparsities = []
-    for params, state in history:
+    for params, _ in history:
         leaves = _leaves(params)
         sparsities.append(np.mean([float(np.mean(x == 0)) for k, x in leaves.items()
                                    if k.endswith("wi/kernel")]))
@@ -103,10 +103,10 @@ def test_unstructured_reaches_each_targets_sparsity_and_pruned_weights_stay_zero
     assert sparsities[0] == 0.0
     np.testing.assert_allclose(sparsities[1:], [0.25, 0.25, 0.6875, 0.6875] + [0.75] * 4,
                                atol=1 / 2048)
-    final, state = history[5]
+    final = history[5][0]
     for name, x in _leaves(final).items():
         zeros = np.asarray(x == 0)
-        if pruning._is_target(name, TARGETS):
+        if pruning.is_target(name, TARGETS):
             per_layer = zeros.reshape(2, -1) if "/layers/" in name else zeros.reshape(1, -1)
             for layer in per_layer:  # each layer of the scanned stack on its own
                 assert abs(layer.sum() - round(0.75 * layer.size)) <= 1, name
@@ -118,8 +118,8 @@ def test_unstructured_reaches_each_targets_sparsity_and_pruned_weights_stay_zero
     # no weight decay), while the kept ones keep training.
     for later, _ in history[6:]:
         for name, x in _leaves(later).items():
-            if pruning._is_target(name, TARGETS):
-                np.testing.assert_array_equal(np.asarray(x == 0), np.asarray(_leaves(final)[name] == 0))
+            if pruning.is_target(name, TARGETS):
+                np.testing.assert_array_equal(x == 0, _leaves(final)[name] == 0)
     last = _leaves(history[-1][0])["decoder/layers_0/mlp/wi/kernel"]
     assert float(jnp.max(jnp.abs(last - _leaves(final)["decoder/layers_0/mlp/wi/kernel"]))) > 0
     got = pruning.measure_sparsity(history[-1][0], TARGETS)
@@ -135,7 +135,7 @@ def test_two_four_keeps_two_of_every_four_along_the_input_axis():
     axes = {"query/kernel": 0, "out/kernel": 1, "wi/kernel": 0, "wo/kernel": 0}
     checked = 0
     for name, x in _leaves(params).items():
-        if not pruning._is_target(name, TARGETS):
+        if not pruning.is_target(name, TARGETS):
             continue
         axis = next(a for k, a in axes.items() if name.endswith(k)) + ("/layers/" in name)
         for tree in (masks[name], x != 0):

@@ -31,6 +31,7 @@ Structures:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -134,7 +135,8 @@ def path_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
-def _is_target(name: str, targets: tuple[str, ...]) -> bool:
+def is_target(name: str, targets: tuple[str, ...]) -> bool:
+    """Whether the param path `name` matches one of the `targets` regexes."""
     return any(re.search(p, name) for p in targets)
 
 
@@ -153,18 +155,18 @@ def group_axis(name: str, ndim: int) -> int:
 
 def _mask_of(name: str, w: jax.Array, sparsity: jax.Array, settings: PruneSettings) -> jax.Array:
     if settings.n_m is None:
-        mask_fn = lambda x: magnitude_mask(x, sparsity)  # noqa: E731
+        mask_fn = functools.partial(magnitude_mask, sparsity=sparsity)
     else:
         n, m = settings.n_m
-        axis = group_axis(name, w.ndim)
-        mask_fn = lambda x: n_m_mask(x, n, m, axis)  # noqa: E731
+        mask_fn = functools.partial(n_m_mask, n=n, m=m, axis=group_axis(name, w.ndim))
     return jax.vmap(mask_fn)(w) if _scanned(name) else mask_fn(w)
 
 
 def _check_targets(params: Any, settings: PruneSettings) -> None:
     """UserError for a target regex matching no parameter, or an N:M target without an input
     axis whose size M divides."""
-    names = {path_name(p): leaf.shape for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    names = {path_name(p): leaf.shape for p, leaf in flat}
     for pattern in settings.targets:
         if not any(re.search(pattern, name) for name in names):
             examples = ", ".join(sorted(n for n in names if n.endswith("kernel"))[:3])
@@ -174,7 +176,7 @@ def _check_targets(params: Any, settings: PruneSettings) -> None:
         return
     m = settings.n_m[1]
     for name, shape in names.items():
-        if not _is_target(name, settings.targets):
+        if not is_target(name, settings.targets):
             continue
         axis = group_axis(name, len(shape))
         layer_axes = 1 if _scanned(name) else 0
@@ -197,7 +199,7 @@ def prune(inner: optax.GradientTransformation, settings: PruneSettings
         if jax.tree.leaves(params):  # not optax.tree_map_params' placeholder
             _check_targets(params, settings)
         masks = jax.tree_util.tree_map_with_path(
-            lambda p, x: (jnp.ones(x.shape, jnp.bool_) if _is_target(path_name(p), settings.targets)
+            lambda p, x: (jnp.ones(x.shape, jnp.bool_) if is_target(path_name(p), settings.targets)
                           else optax.MaskedNode()), params)
         return PruneState(jnp.zeros((), jnp.int32), masks, inner.init(params))
 
@@ -220,8 +222,8 @@ def prune(inner: optax.GradientTransformation, settings: PruneSettings
 
         grads = where(grads, jax.tree.map(jnp.zeros_like, grads))
         updates, inner_state = inner.update(grads, state.inner_state, params)
-        updates = where(updates, jax.tree.map(lambda u, p: -p.astype(u.dtype),
-                                                      updates, params))
+        minus_params = jax.tree.map(lambda u, p: -p.astype(u.dtype), updates, params)
+        updates = where(updates, minus_params)  # params + updates: exactly 0 where pruned
         return updates, PruneState(state.count + 1, masks, inner_state)
 
     return optax.GradientTransformation(init, update)
@@ -291,9 +293,9 @@ def settings_from_config(config: ml_collections.ConfigDict) -> PruneSettings | N
     if structure != "unstructured" and not (match and 0 < int(match[1]) < int(match[2])):
         raise UserError(f"config.prune.structure={structure!r} is unknown; use 'unstructured' "
                         "or 'N:M' with 0 < N < M, e.g. '2:4'")
-    if match and abs(s_f - (1 - int(match[1]) / int(match[2]))) > 1e-9:
+    if match and abs(s_f - (want := 1 - int(match[1]) / int(match[2]))) > 1e-9:
         raise UserError(f"config.prune.sparsity={s_f!r} with structure={structure!r}: N:M keeps "
-                        f"N of every M weights, so set sparsity={1 - int(match[1]) / int(match[2])}")
+                        f"N of every M weights, so set sparsity={want}")
     begin, end, frequency = (section.get(k) for k in ("begin_step", "end_step", "frequency"))
     for key, value in (("begin_step", begin), ("end_step", end), ("frequency", frequency)):
         if not isinstance(value, int) or value < (1 if key == "frequency" else 0):
