@@ -73,6 +73,13 @@ MEANINGS = {
     "lora.dropout": "dropout on the adapters' inputs",
     "lora.targets": "comma-separated regexes over param paths that get adapters",
     "lora.trainable": "comma-separated regexes over param paths trained in full (new heads)",
+    "prune.sparsity": "final fraction of each pruned kernel's weights set to 0 (0 = off)",
+    "prune.initial_sparsity": "sparsity of the first mask update (the cubic schedule's start)",
+    "prune.begin_step": "optimizer step of the first pruning-mask update",
+    "prune.end_step": "optimizer step of the last mask update (reaching prune.sparsity)",
+    "prune.frequency": "optimizer steps between pruning-mask updates",
+    "prune.structure": "'unstructured' (per tensor) or 'N:M' (N of M along the input axis)",
+    "prune.targets": "comma-separated regexes over param paths that are pruned",
     # optim
     "optim.optimizer": "the optimizer (adamw)",
     "optim.learning_rate": "peak learning rate",

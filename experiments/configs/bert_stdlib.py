@@ -91,6 +91,7 @@ def bert_config(task: str, arg: str | None, **data) -> ml_collections.ConfigDict
     )
     c.mesh = common.mesh_section()
     c.lora = common.lora_section()
+    c.prune = common.prune_section()
     if arg == "test":
         common.apply_test_variant(c, steps_per_call=3, vocab_size=384, num_layers=2,
                                   max_len=64)

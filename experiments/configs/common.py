@@ -120,6 +120,21 @@ def lora_section() -> ml_collections.ConfigDict:
     ))
 
 
+def prune_section() -> ml_collections.ConfigDict:
+    """Gradual magnitude pruning (transformer_jax/compress/pruning.py); sparsity 0 = off.
+
+    Masks are recomputed every `frequency` steps from `begin_step` to `end_step` (equal: one
+    shot), the sparsity rising cubically from `initial_sparsity` to `sparsity`; `structure`
+    'unstructured' or 'N:M' (e.g. '2:4', sparsity 0.5); `targets` are comma-separated regexes
+    searched in parameter paths (default: the attention and MLP projection kernels).
+    """
+    return ml_collections.ConfigDict(dict(
+        sparsity=0.0, initial_sparsity=0.0, begin_step=0, end_step=0, frequency=10,
+        structure="unstructured",
+        targets=r"(query|key|value|out|wi|wo|wi_gate|wi_up)/kernel$",
+    ))
+
+
 def check_argument(arg: str | None, variants: Sequence[str] = ("test",)) -> None:
     """Raises ValueError unless `arg` (the text after ':') is empty or one of `variants`.
 

@@ -50,6 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     c.mesh = common.mesh_section()
     c.lora = common.lora_section()
+    c.prune = common.prune_section()
 
     c.sample = ml_collections.ConfigDict(dict(
         prompt="def ", max_new_tokens=128, temperature=0.8, top_k=40, top_p=0.95, seed=0,

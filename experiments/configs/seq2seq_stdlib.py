@@ -73,6 +73,7 @@ def seq2seq_config(preset: str) -> ml_collections.ConfigDict:
     )
     c.mesh = common.mesh_section()
     c.lora = common.lora_section()
+    c.prune = common.prune_section()
     return c
 
 

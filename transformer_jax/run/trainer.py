@@ -17,6 +17,7 @@ import ml_collections
 from tqdm import tqdm
 
 from transformer_jax import sharding as sharding_lib
+from transformer_jax.compress import pruning
 from transformer_jax.data import text_tokenizer
 from transformer_jax.run import calls, profiling
 from transformer_jax.run.evaluation import Evaluator, coverage, headline
@@ -128,6 +129,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if not eval_metrics and start_step >= tcfg.steps:
                 _say(bar, f"already at step {start_step}; evaluating only")
                 eval_metrics = evaluate(start_step, record=False)  # recorded when it ran
+            if eval_metrics and (prune := pruning.settings_from_config(run.config)):
+                _say(bar, pruning.report(state.params, prune.targets))
             if eval_metrics:
                 # Every process runs the demo (the params are sharded over all of them).
                 text = task.demo(placement, state.params, run.tokenizer)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from transformer_jax.compress import pruning
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.lora import LoraConfig, is_adapter_path
@@ -95,8 +96,10 @@ def trainable_labels(params: Any, settings: LoraConfig) -> Any:
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int
                    ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """`train/optim.py`'s optimizer, restricted to the trainable params when LoRA is on."""
-    optimizer, schedule = optim.make_optimizer(config.optim, total_steps)
+    """`train/optim.py`'s optimizer (with `config.prune`'s pruning), restricted to the
+    trainable params when LoRA is on."""
+    optimizer, schedule = optim.make_optimizer(config.optim, total_steps,
+                                               wrap=pruning.wrapper(config))
     settings = lora_config(config)
     if settings is None:
         return optimizer, schedule

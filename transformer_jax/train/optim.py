@@ -7,6 +7,8 @@ Config fields (see experiments/configs): `optimizer` ("adamw"), `learning_rate` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import flax.traverse_util as traverse_util
 import jax.numpy as jnp
 import ml_collections
@@ -58,9 +60,14 @@ def decay_mask(params) -> dict:
 
 
 def make_optimizer(
-    optim: ml_collections.ConfigDict, total_steps: int
+    optim: ml_collections.ConfigDict, total_steps: int,
+    wrap: Callable[[optax.GradientTransformation], optax.GradientTransformation] | None = None,
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimizer (clipping, decay mask, non-finite guard) and its schedule (for logging)."""
+    """The optimizer (clipping, decay mask, non-finite guard) and its schedule (for logging).
+
+    `wrap` (e.g. `compress/pruning.py:wrapper`) wraps clip + AdamW inside the non-finite
+    guard, so a skipped step leaves its state unchanged too.
+    """
     schedule = make_schedule(optim, total_steps)
     if optim.optimizer != "adamw":
         raise UserError(f"optim.optimizer={optim.optimizer!r} is unknown; use adamw")
@@ -79,4 +86,5 @@ def make_optimizer(
     )
     # A step whose gradients are not finite changes nothing (params, moments, counts);
     # train_step reports it and the loop skips or stops per train.on_nonfinite.
-    return optax.apply_if_finite(optax.chain(*chain), max_consecutive_errors=2**30), schedule
+    inner = optax.chain(*chain) if wrap is None else wrap(optax.chain(*chain))
+    return optax.apply_if_finite(inner, max_consecutive_errors=2**30), schedule
