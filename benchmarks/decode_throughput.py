@@ -5,7 +5,9 @@ r"""Decoding throughput: greedy generation with the KV cache vs transformers' `m
 A call generates exactly `--new_tokens` tokens after a `--prompt_len`-token prompt, greedy,
 with the KV cache on both sides. JAX: `transformer_jax.generate` (prefill and the token loop
 are one jitted `lax.while_loop`, no per-token Python). PyTorch: `GPT2LMHeadModel.generate`
-(eager, `use_cache=True`). Calls alternate after warm-up; new tokens/s = B * new_tokens /
+(eager, `use_cache=True`), and the same with a static cache and transformers' compiled
+decoding forward (`torch.compile`; its compiling first call is timed apart). Calls alternate
+after warm-up; new tokens/s = B * new_tokens /
 median seconds. Prints JSON lines and writes the `decode` section of BENCHMARKS.md.
 """
 

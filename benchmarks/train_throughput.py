@@ -81,14 +81,14 @@ def model_config(size: str, **overrides):
 
 def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = True,
                compiler_options: dict | None = None, one_call: bool = True,
-               lr: float = 1e-3):
+               lr: float = 1e-3, return_compiled: bool = False):
     """A callable doing `steps` jitted train steps on one batch; waits only at the end.
 
     Same optimizer work as the reference: AdamW (b1 0.9, b2 0.95, weight decay 0.1), no
     clipping. `one_call`: all `steps` in one jitted call (`train_steps`, the trainer's
     `train.steps_per_call`), else one call per step. `compiler_options` are XLA debug options
     for this compilation only (e.g. `{"xla_cpu_enable_fast_math": True}`).
-    Returns (run, compile_seconds).
+    Returns (run, compile_seconds), and the compiled step too with `return_compiled`.
     """
     import time
 
@@ -139,7 +139,7 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
         holder["state"] = state
         metrics["loss"].block_until_ready()
 
-    return run, compile_s
+    return (run, compile_s, compiled) if return_compiled else (run, compile_s)
 
 
 def main(argv: list[str] | None = None) -> dict:
