@@ -7,8 +7,8 @@ with the KV cache on both sides. JAX: `transformer_jax.generate` (prefill and th
 are one jitted `lax.while_loop`, no per-token Python). PyTorch: `GPT2LMHeadModel.generate`
 (eager, `use_cache=True`), and the same with a static cache and transformers' compiled
 decoding forward (`torch.compile`; its compiling first call is timed apart). Calls alternate
-after warm-up; new tokens/s = B * new_tokens /
-median seconds. Prints JSON lines and writes the `decode` section of BENCHMARKS.md.
+after warm-up; new tokens/s = B * new_tokens / median seconds. Prints JSON lines and writes
+the `decode` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
