@@ -5,8 +5,10 @@ r"""Decoding throughput: greedy generation with the KV cache vs transformers' `m
 A call generates exactly `--new_tokens` tokens after a `--prompt_len`-token prompt, greedy,
 with the KV cache on both sides. JAX: `transformer_jax.generate` (prefill and the token loop
 are one jitted `lax.while_loop`, no per-token Python). PyTorch: `GPT2LMHeadModel.generate`
-(eager, `use_cache=True`). Calls alternate after warm-up; new tokens/s = B * new_tokens /
-median seconds. Prints JSON lines and writes the `decode` section of BENCHMARKS.md.
+(eager, `use_cache=True`), and the same with a static cache and transformers' compiled
+decoding forward (`torch.compile`; its compiling first call is timed apart). Calls alternate
+after warm-up; new tokens/s = B * new_tokens / median seconds. Prints JSON lines and writes
+the `decode` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scan", choices=["default", "true", "false"], default="default")
     parser.add_argument("--xla_flags", default="")
     parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--no_torch_compile", action="store_true",
+                        help="PyTorch eager only (no static cache + torch.compile reference)")
     parser.add_argument("--no_int8", action="store_true", help="skip the int8-weights row")
     parser.add_argument("--variants", choices=["", "scan", "unrolled"], default="",
                         help="also time JAX with scanned (or unrolled) layers, alternating")
@@ -124,15 +128,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not args.no_int8:
             runs["jax_int8"] = jax_runner(config, batch, args.prompt_len, args.new_tokens,
                                           int8=True)
+        compile_s = 0.0
         if not args.no_torch and torch_reference.is_gpt2_like(config):
-            runs["torch"] = torch_reference.generate_runner(
+            runs["torch"], _ = torch_reference.generate_runner(
                 config, batch, args.prompt_len, args.new_tokens)
+            if not args.no_torch_compile:
+                runs["torch_compile"], compile_s = torch_reference.generate_runner(
+                    config, batch, args.prompt_len, args.new_tokens, compile=True)
         times = common.time_alternating(runs, reps=args.reps, warmup=args.warmup)
         result = {
             "benchmark": "decode", "label": args.label, "size": args.size, "batch": batch,
             "prompt_len": args.prompt_len, "new_tokens": args.new_tokens,
             "scan_layers": config.scan_layers, "command": command,
-            "env": common.environment(),
+            "env": common.environment(), "torch_compile_s": round(compile_s, 1),
         }
         for name, ts in times.items():
             result[f"{name}_tokens_per_s"] = round(batch * args.new_tokens / common.median(ts), 1)
@@ -142,15 +150,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if batch == 1:
             result["jax_fraction_of_floor"] = round(
                 result["jax_tokens_per_s"] / result["weights_floor_tokens_per_s"], 3)
-        if "torch" in times:
-            result["ratio_jax_over_torch"] = round(
-                result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 2)
+        if batch == 1 and "jax_int8" in times:
+            result["jax_int8_fraction_of_floor"] = round(
+                result["jax_int8_tokens_per_s"] / result["weights_floor_tokens_per_s"], 3)
+        for ref in ("torch", "torch_compile"):
+            if ref in times:
+                result[f"ratio_jax_over_{ref}"] = round(
+                    result["jax_tokens_per_s"] / result[f"{ref}_tokens_per_s"], 2)
+                if "jax_int8" in times:
+                    result[f"ratio_int8_over_{ref}"] = round(
+                        result["jax_int8_tokens_per_s"] / result[f"{ref}_tokens_per_s"], 2)
         if "jax_int8" in times:
             result["int8_vs_float32"] = round(
                 result["jax_int8_tokens_per_s"] / result["jax_tokens_per_s"], 2)
-            if "torch" in times:
-                result["ratio_int8_over_torch"] = round(
-                    result["jax_int8_tokens_per_s"] / result["torch_tokens_per_s"], 2)
         if args.variants:
             result[f"jax_{args.variants}_vs_default"] = round(
                 result[f"jax_{args.variants}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
@@ -170,29 +182,47 @@ def markdown(results: list[dict]) -> str:
                     if k.startswith("jax_") and k.endswith("_tokens_per_s")
                     and k not in ("jax_tokens_per_s", "jax_int8_tokens_per_s")), None)
     int8 = "jax_int8_tokens_per_s" in r0
+    refs = [ref for ref in ("torch", "torch_compile") if f"{ref}_tokens_per_s" in r0]
+
+    def ratios(r: dict, key: str) -> str:
+        return " / ".join(f"**{r[f'ratio_{key}_over_{ref}']:.2f}x**" for ref in refs) or "—"
+
     rows = [[r["batch"], r["jax_tokens_per_s"]]
             + ([f"{r[f'{variant}_tokens_per_s']} ({r[f'{variant}_vs_default']:.2f}x)"]
                if variant else [])
             + ([f"{r['jax_int8_tokens_per_s']} ({r['int8_vs_float32']:.2f}x)"] if int8 else [])
-            + [r.get("torch_tokens_per_s", "—"),
-               f"**{r['ratio_jax_over_torch']:.2f}x**" if "ratio_jax_over_torch" in r else "—"]
+            + [r.get(f"{ref}_tokens_per_s", "—") for ref in refs]
+            + [ratios(r, "jax")] + ([ratios(r, "int8")] if int8 and refs else [])
             for r in results]
+    names = {"torch": "PyTorch eager", "torch_compile": "PyTorch torch.compile"}
+    vs = " / ".join(names[ref] for ref in refs) or "PyTorch"
     header = (["batch", f"JAX generate (jit while_loop), scan_layers={r0['scan_layers']}"]
               + ([f"JAX, scan_layers={not r0['scan_layers']}"] if variant else [])
               + (["JAX, int8 weights (vs float32)"] if int8 else [])
-              + ["PyTorch model.generate", "JAX / PyTorch"])
+              + [{"torch": "PyTorch model.generate (eager)",
+                  "torch_compile": "PyTorch generate, static cache + torch.compile"}[ref]
+                 for ref in refs]
+              + [f"JAX / {vs}"] + ([f"JAX int8 / {vs}"] if int8 and refs else []))
     floor = next((r for r in results if r.get("weights_floor_tokens_per_s")), None)
     floor_note = (
-        f"Memory floor at batch 1 (every weight read once per token, "
+        f"Memory floor at batch 1 (every float32 weight read once per token, "
         f"`weight_stream_seconds`): {floor['weights_floor_tokens_per_s']} tokens/s; "
-        f"JAX reaches {100 * floor['jax_fraction_of_floor']:.0f} % of it."
+        f"JAX float32 reaches {100 * floor['jax_fraction_of_floor']:.0f} % of it"
+        + (f", JAX int8 {100 * floor['jax_int8_fraction_of_floor']:.0f} %"
+           if "jax_int8_fraction_of_floor" in floor else "") + "."
         if floor else "")
+    compile_note = ", ".join(f"batch {r['batch']} {r['torch_compile_s']} s" for r in results
+                             if r.get("torch_compile_s"))
     return "\n".join([
         f"### Decoding throughput: `{r0['size']}`, greedy, prompt {r0['prompt_len']}, "
         f"{r0['new_tokens']} new tokens",
         "",
         f"Command: `{r0['command']}`. "
-        f"scan_layers={r0['scan_layers']}. New tokens/s, median of alternating calls.",
+        f"scan_layers={r0['scan_layers']}. New tokens/s, median of alternating calls"
+        + (f"; torch.compile's first call (compilation, not timed): {compile_note}"
+           if compile_note else "") + ".",
+        "",
+        common.cpu_heading(r0["env"]),
         "",
         common.table(header, rows),
         "",

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for size in args.sizes.split(","):
         flags = [f"--size={size}", f"--steps={args.steps}", f"--reps={args.reps}", "--no_markdown",
-                 "--label=model_sizes"]
+                 "--label=model_sizes", "--no_torch_compile"]
         flags += ["--no_torch"] * args.no_torch + ([f"--jsonl={args.jsonl}"] if args.jsonl else [])
         results.append(train_throughput.main(flags))
     plot(results)

@@ -1,7 +1,10 @@
 """The PyTorch reference: Hugging Face `GPT2LMHeadModel` with the same sizes, random weights.
 
 What a user would otherwise pick: transformers on PyTorch, eager, `torch.optim.AdamW`, and
-`model.generate` for decoding. Needs `pip install -e .[bench]` (never a runtime dependency).
+`model.generate` for decoding; and the same under `torch.compile` (inductor, which compiles
+to C++/OpenMP on CPU with the host's gcc): the whole forward + loss + backward and the
+AdamW step compiled for training, a static KV cache with the compiled decoding forward for
+`generate`. Needs `pip install -e .[bench]` (never a runtime dependency).
 """
 
 from __future__ import annotations
@@ -42,11 +45,17 @@ def gpt2_model(config: ModelConfig):
 
 
 def train_runner(config: ModelConfig, batch: int, seq_len: int, steps: int,
-                 *, lr: float = 1e-3) -> Callable[[], None]:
-    """A callable doing `steps` eager training steps (forward, backward, AdamW) on one batch.
+                 *, lr: float = 1e-3, compile: bool = False) -> tuple[Callable[[], None], float]:
+    """A callable doing `steps` training steps (forward, backward, AdamW) on one batch.
 
     The loss is the same next-token cross entropy over all B*T positions as the JAX side.
+    `compile`: `torch.compile` (inductor) of the model's forward + loss (its backward is
+    compiled with it, AOTAutograd) and of `optimizer.step` (one fused C++ loop over all
+    parameters). Returns (run, compile_seconds): the first call, which compiles, is made
+    here and timed (0.0 in eager mode, where nothing is run ahead).
     """
+    import time
+
     import torch
 
     model = gpt2_model(config).train()
@@ -54,37 +63,65 @@ def train_runner(config: ModelConfig, batch: int, seq_len: int, steps: int,
                                   weight_decay=0.1)
     generator = torch.Generator().manual_seed(1)
     tokens = torch.randint(4, config.vocab_size, (batch, seq_len + 1), generator=generator)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+
+    def loss_fn(inputs, targets):
+        logits = model(input_ids=inputs).logits  # [B, T, V]
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    step = optimizer.step
+    if compile:
+        loss_fn = torch.compile(loss_fn)
+        step = torch.compile(optimizer.step)
 
     def run() -> None:
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            logits = model(input_ids=inputs).logits  # [B, T, V]
-            loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
-            )
+            loss = loss_fn(inputs, targets)
             loss.backward()
-            optimizer.step()
+            step()
         loss.item()
 
-    return run
+    if not compile:
+        return run, 0.0
+    start = time.perf_counter()
+    run()
+    return run, time.perf_counter() - start
 
 
-def generate_runner(config: ModelConfig, batch: int, prompt_len: int,
-                    new_tokens: int) -> Callable[[], None]:
-    """A callable running greedy `model.generate` (KV cache) for exactly `new_tokens` tokens."""
+def generate_runner(config: ModelConfig, batch: int, prompt_len: int, new_tokens: int,
+                    *, compile: bool = False) -> tuple[Callable[[], None], float]:
+    """A callable running greedy `model.generate` (KV cache) for exactly `new_tokens` tokens.
+
+    `compile`: a static KV cache (`cache_implementation="static"`) and transformers' own
+    `torch.compile` of the decoding forward (`CompileConfig`, forced on CPU). Returns
+    (run, compile_seconds) as `train_runner`.
+    """
+    import time
+
     import torch
+    import transformers
 
     model = gpt2_model(config).eval()
     generator = torch.Generator().manual_seed(2)
     prompt = torch.randint(4, config.vocab_size, (batch, prompt_len), generator=generator)
+    extra = {}
+    if compile:
+        compile_config = transformers.CompileConfig(fullgraph=True, mode="default")
+        compile_config._compile_all_devices = True  # transformers compiles on CUDA only else
+        extra = dict(cache_implementation="static", compile_config=compile_config)
 
     def run() -> None:
         with torch.inference_mode():
             out = model.generate(
                 prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                min_new_tokens=new_tokens, do_sample=False, use_cache=True, **extra,
             )
         assert out.shape == (batch, prompt_len + new_tokens), out.shape
 
-    return run
+    if not compile:
+        return run, 0.0
+    start = time.perf_counter()
+    run()
+    return run, time.perf_counter() - start

@@ -52,6 +52,18 @@ VARIANTS: dict[str, tuple[dict, bool, dict, bool]] = {
     "vector_width_512": ({}, True, {"xla_cpu_prefer_vector_width": 512}, True),
     "xnnpack": ({}, True, {"xla_cpu_use_xnnpack": True}, True),
     "remat_dots": ({"remat_policy": "dots"}, True, {}, True),
+    # XLA CPU's GEMM libraries (jax 0.10.2 runs dots through YNNPACK by default): Eigen's
+    # GEMM alone (no YNNPACK fusions), YNNPACK for individual dots only (no element-wise or
+    # reduction YNN fusions), oneDNN's matmul where XLA offers it.
+    # The N-D [D, N, H] kernels' own dot_general instead of the 2-D GEMM around reshapes
+    # (`layers.FLAT_KERNEL_DOTS`, switched off while this variant is traced).
+    "nd_kernel_dots": ({}, True, {}, True),
+    "eigen_dots": ({}, True, {"xla_cpu_experimental_ynn_fusion_type": ""}, True),
+    "ynn_dots_only": ({}, True, {"xla_cpu_experimental_ynn_fusion_type":
+                                 "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}, True),
+    "onednn_dots": ({}, True, {"xla_cpu_experimental_ynn_fusion_type": "",
+                               "xla_cpu_experimental_onednn_fusion_type":
+                               "LIBRARY_FUSION_TYPE_DOT"}, True),
 }
 
 
@@ -69,14 +81,14 @@ def model_config(size: str, **overrides):
 
 def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = True,
                compiler_options: dict | None = None, one_call: bool = True,
-               lr: float = 1e-3):
+               lr: float = 1e-3, return_compiled: bool = False):
     """A callable doing `steps` jitted train steps on one batch; waits only at the end.
 
     Same optimizer work as the reference: AdamW (b1 0.9, b2 0.95, weight decay 0.1), no
     clipping. `one_call`: all `steps` in one jitted call (`train_steps`, the trainer's
     `train.steps_per_call`), else one call per step. `compiler_options` are XLA debug options
     for this compilation only (e.g. `{"xla_cpu_enable_fast_math": True}`).
-    Returns (run, compile_seconds).
+    Returns (run, compile_seconds), and the compiled step too with `return_compiled`.
     """
     import time
 
@@ -127,7 +139,7 @@ def jax_runner(config, batch: int, seq_len: int, steps: int, *, donate: bool = T
         holder["state"] = state
         metrics["loss"].block_until_ready()
 
-    return run, compile_s
+    return (run, compile_s, compiled) if return_compiled else (run, compile_s)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -146,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--xla_flags", default="", help="extra XLA_FLAGS for this run")
     parser.add_argument("--no_donate", action="store_true")
     parser.add_argument("--no_torch", action="store_true")
+    parser.add_argument("--no_torch_compile", action="store_true",
+                        help="PyTorch eager only (no torch.compile reference)")
     parser.add_argument("--cpus", type=int, default=0,
                         help="pin both implementations to this many cores (0: all)")
     parser.add_argument("--variants", default="",
@@ -163,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     common.set_xla_flags(args.xla_flags)
     common.pin_cpus(args.cpus)
 
+    from transformer_jax.models import layers
     from transformer_jax.train import flops
 
     scan = {"default": None, "true": True, "false": False}[args.scan]
@@ -180,16 +195,23 @@ def main(argv: list[str] | None = None) -> dict:
         overrides, donate, options, one_call = VARIANTS[name]
         variant = config.replace(**overrides)
         label = "jax" if name == "default" else f"jax_{name}"
+        layers.FLAT_KERNEL_DOTS = name != "nd_kernel_dots"
         runs[label], compile_s[label] = jax_runner(
             variant, args.batch, args.seq_len, args.steps,
             donate=donate and not args.no_donate, compiler_options=options, one_call=one_call)
+        layers.FLAT_KERNEL_DOTS = True
     from benchmarks import torch_reference
 
     if not args.no_torch and torch_reference.is_gpt2_like(config):
-        runs["torch"] = torch_reference.train_runner(config, args.batch, args.seq_len,
-                                                     args.steps)
+        runs["torch"], _ = torch_reference.train_runner(config, args.batch, args.seq_len,
+                                                        args.steps)
+        if not args.no_torch_compile:
+            runs["torch_compile"], compile_s["torch_compile"] = torch_reference.train_runner(
+                config, args.batch, args.seq_len, args.steps, compile=True)
     times = common.time_alternating(runs, reps=args.reps, warmup=args.warmup)
     env = common.environment()
+    peak, peak_source = common.robust_peak(
+        peak, peak_source, [tokens / min(ts) * flops_per_token for ts in times.values()])
     result = {
         "benchmark": "train", "label": args.label, "size": args.size, "batch": args.batch,
         "seq_len": args.seq_len, "steps_per_call": args.steps,
@@ -198,15 +220,17 @@ def main(argv: list[str] | None = None) -> dict:
         "donate": not args.no_donate, "params_matmul": flops.matmul_params(config),
         "flops_per_token": flops_per_token, "peak_flops": peak, "peak_source": peak_source,
         "jax_compile_s": round(compile_s["jax"], 2), "command": command, "env": env,
+        "torch_compile_s": round(compile_s.get("torch_compile", 0.0), 1),
     }
     for name, ts in times.items():
         tps = tokens / common.median(ts)
         result[f"{name}_tokens_per_s"] = round(tps, 1)
         result[f"{name}_mfu"] = round(tps * flops_per_token / peak, 4)
         result[f"{name}_times_s"] = [round(t, 3) for t in ts]
-    if "torch" in times:
-        result["ratio_jax_over_torch"] = round(
-            result["jax_tokens_per_s"] / result["torch_tokens_per_s"], 3)
+    for ref in ("torch", "torch_compile"):
+        if ref in times:
+            result[f"ratio_jax_over_{ref}"] = round(
+                result["jax_tokens_per_s"] / result[f"{ref}_tokens_per_s"], 3)
     for name in variants[1:]:
         result[f"jax_{name}_vs_default"] = round(
             result[f"jax_{name}_tokens_per_s"] / result["jax_tokens_per_s"], 3)
@@ -214,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_markdown and len(variants) > 1:
         common.update_section(f"variants_{args.size}_b{args.batch}" + common.section_suffix(env),
                               variants_markdown(result, variants))
-    elif not args.no_markdown:
+    if not args.no_markdown and (len(variants) == 1 or "torch" in times):
         common.update_section(f"train_{args.size}" + common.section_suffix(env),
                               markdown(result))
     return result
@@ -226,19 +250,24 @@ def variants_markdown(r: dict, variants: list[str]) -> str:
     for name in variants:
         key = "jax" if name == "default" else f"jax_{name}"
         overrides, donate, options, one_call = VARIANTS[name]
-        change = ", ".join([f"{k}={v}" for k, v in {**overrides, **options}.items()]
+        change = ", ".join([f"{k}={v!r}" for k, v in {**overrides, **options}.items()]
+                           + (["layers.FLAT_KERNEL_DOTS=False"] if name == "nd_kernel_dots"
+                              else [])
                            + ([] if donate else ["no state donation"])
                            + ([] if one_call else ["one jitted call per step"])) or "—"
         rows.append([name, change, r[f"{key}_tokens_per_s"],
                      f"{r.get(f'{key}_vs_default', 1.0):.3f}",
                      " ".join(f"{t:.2f}" for t in r[f"{key}_times_s"])])
-    if "torch_tokens_per_s" in r:
-        rows.append(["PyTorch eager", "reference", r["torch_tokens_per_s"],
-                     f"{r['torch_tokens_per_s'] / r['jax_tokens_per_s']:.3f}",
-                     " ".join(f"{t:.2f}" for t in r["torch_times_s"])])
+    for ref, name in (("torch", "PyTorch eager"), ("torch_compile", "torch.compile")):
+        if f"{ref}_tokens_per_s" in r:
+            rows.append([name, "reference", r[f"{ref}_tokens_per_s"],
+                         f"{r[f'{ref}_tokens_per_s'] / r['jax_tokens_per_s']:.3f}",
+                         " ".join(f"{t:.2f}" for t in r[f"{ref}_times_s"])])
     return "\n".join([
         f"### What each change contributes: `{r['size']}`, batch {r['batch']}, seq "
         f"{r['seq_len']}, {r['dtype']} (JAX variants alternating in one process)",
+        "",
+        common.cpu_heading(r["env"]),
         "",
         f"Command: `{r['command']}`. default = scan_layers={r['scan_layers']}, "
         f"remat={r['remat_policy']}, state donated, {r['steps_per_call']} steps per jitted "
@@ -255,11 +284,15 @@ def markdown(r: dict) -> str:
     """The Markdown section of one training measurement."""
     rows = [["JAX (this repo, jit)", r["jax_tokens_per_s"], f"{r['jax_mfu']:.1%}",
              " ".join(f"{t:.2f}" for t in r["jax_times_s"])]]
-    if "torch_tokens_per_s" in r:
-        rows.append(["PyTorch eager (transformers GPT2LMHeadModel)", r["torch_tokens_per_s"],
-                     f"{r['torch_mfu']:.1%}", " ".join(f"{t:.2f}" for t in r["torch_times_s"])])
-    ratio = (f"**JAX / PyTorch = {r['ratio_jax_over_torch']:.2f}x**"
-             if "ratio_jax_over_torch" in r else "(no PyTorch reference in this run)")
+    for ref, name in (("torch", "PyTorch eager (transformers GPT2LMHeadModel)"),
+                      ("torch_compile", "PyTorch torch.compile (inductor, same model)")):
+        if f"{ref}_tokens_per_s" in r:
+            rows.append([name, r[f"{ref}_tokens_per_s"], f"{r[f'{ref}_mfu']:.1%}",
+                         " ".join(f"{t:.2f}" for t in r[f"{ref}_times_s"])])
+    ratios = [f"**JAX / {name} = {r[f'ratio_jax_over_{ref}']:.2f}x**"
+              for ref, name in (("torch", "PyTorch eager"), ("torch_compile", "torch.compile"))
+              if f"ratio_jax_over_{ref}" in r]
+    ratio = "; ".join(ratios) or "(no PyTorch reference in this run)"
     return "\n".join([
         f"### Training throughput: `{r['size']}`, batch {r['batch']}, seq {r['seq_len']}, "
         f"{r['dtype']}",
@@ -268,8 +301,11 @@ def markdown(r: dict) -> str:
         f"scan_layers={r['scan_layers']}, remat={r['remat_policy']}, "
         f"attention={r['attention_impl']}, donation={r['donate']}, "
         f"{r['steps_per_call']} steps per call (JAX: one jitted call); JAX compile "
-        f"{r['jax_compile_s']} s. FLOPs/token {r['flops_per_token'] / 1e6:.1f} M; peak "
-        f"{r['peak_source']}.",
+        f"{r['jax_compile_s']} s" + (f", torch.compile {r['torch_compile_s']} s (first call, "
+                                      "not timed)" if r.get("torch_compile_s") else "")
+        + f". FLOPs/token {r['flops_per_token'] / 1e6:.1f} M; peak {r['peak_source']}.",
+        "",
+        common.cpu_heading(r["env"]),
         "",
         common.table(["implementation", "tokens/s (median)", "MFU", "seconds per call"], rows),
         "",

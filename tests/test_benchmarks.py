@@ -31,3 +31,33 @@ def test_harness_jax_side_runs_on_a_tiny_config(tmp_path):
     common.update_section("x", "second", out)
     text = out.read_text()
     assert "intro" in text and "second" in text and "other" in text and "first" not in text
+
+
+def test_profile_step_classes_ops_and_counts_copy_bytes():
+    """The profile's op classes come from the optimized HLO: dots, copies, reductions."""
+    from benchmarks import profile_step
+
+    hlo = """HloModule m
+
+%fused_t (p: f32[4,8]) -> f32[8,4] {
+  %p = f32[4,8]{1,0} parameter(0)
+  ROOT %t = f32[8,4]{1,0} transpose(%p), dimensions={1,0}
+}
+
+%fused_dot (a: f32[4,8], b: f32[8,4]) -> f32[4,4] {
+  %a = f32[4,8]{1,0} parameter(0)
+  %b = f32[8,4]{1,0} parameter(1)
+  ROOT %d = f32[4,4]{1,0} dot(%a, %b), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+ENTRY %main (x: f32[4,8]) -> f32[4,4] {
+  %x = f32[4,8]{1,0} parameter(0)
+  %copy_fusion = f32[8,4]{1,0} fusion(%x), kind=kLoop, calls=%fused_t
+  ROOT %ynn_fusion = f32[4,4]{1,0} fusion(%x, %copy_fusion), kind=kCustom, calls=%fused_dot
+}
+"""
+    ops, computations = profile_step.hlo_ops(hlo)
+    assert profile_step.op_class(*ops["ynn_fusion"], computations) == "dots"
+    assert profile_step.op_class(*ops["copy_fusion"], computations) == (
+        "layout copies / transposes")
+    assert profile_step.layout_copy_bytes(ops, computations) == 8 * 4 * 4

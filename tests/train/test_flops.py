@@ -6,6 +6,8 @@ match `cost_analysis()` of the jitted forward pass. XLA also counts element-wise
 a missing term (e.g. cross-attention, the MLM head) would be off by far more.
 """
 
+import types
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -68,3 +70,29 @@ def test_cpu_peak_is_the_best_repetition(monkeypatch):
     times = iter([0.0, 1.0, 1.0, 1.5, 1.5, 3.5])  # start/end pairs: 1 s, 0.5 s, 2 s
     monkeypatch.setattr(flops.time, "perf_counter", lambda: next(times))
     assert flops.measure_cpu_peak(size=64, repeats=3) == 2.0 * 64**3 / 0.5
+
+
+def test_achieved_rate_above_the_measured_peak_raises_it(tmp_path, monkeypatch):
+    """A peak measured on a busy machine never lets MFU exceed 1: what ran raises it."""
+    monkeypatch.setenv("TRANSFORMER_JAX_CACHE", str(tmp_path))
+    assert flops.observe_cpu_flops(1.0e11, peak=2.0e11) == 2.0e11  # below: unchanged
+    assert not flops.cpu_peak_cache_file().exists()
+    assert flops.observe_cpu_flops(3.0e11, peak=2.0e11) == 3.0e11
+    monkeypatch.setattr(flops, "measure_cpu_peak", lambda repeats: 1.0e11)  # busy again
+    assert flops.cached_cpu_peak() == 3.0e11  # later runs start from the achieved rate
+
+
+def test_progress_bar_mfu_never_exceeds_one(tmp_path, monkeypatch):
+    """The trainer's MFU stays <= 1 when a step runs faster than the measured peak."""
+    from transformer_jax.run import train_metrics
+
+    monkeypatch.setenv("TRANSFORMER_JAX_CACHE", str(tmp_path))
+    monkeypatch.setattr(flops, "measure_cpu_peak", lambda repeats: 1.0e9)  # a too-low peak
+    clock = iter([0.0, 1.0, 1.0, 3.0, 3.0])
+    monkeypatch.setattr(train_metrics, "time",
+                        types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    throughput = train_metrics.Throughput(flops_per_token=1.0e6)
+    fast = throughput.measure(1, {1: 2000.0})  # 2e9 FLOP/s achieved in 1 s
+    assert fast["mfu"] == 1.0 and throughput.peak == 2.0e9
+    slow = throughput.measure(2, {2: 2000.0})  # then 2 s for the same work
+    assert slow["mfu"] == 0.5

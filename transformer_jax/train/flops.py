@@ -139,29 +139,55 @@ def cpu_peak_cache_file() -> pathlib.Path:
     return tokenizer.default_cache_dir() / "cpu_peak" / f"{digest}.json"
 
 
-def cached_cpu_peak() -> float:
-    """This machine's best matmul FLOP/s so far: the cached figure, raised by a new check.
-
-    Each call runs a short `measure_cpu_peak(repeats=3)` and keeps the higher of it and the
-    figure in `cpu_peak_cache_file` (written when it rises). A measurement on a busy machine
-    can only be too low, and a low peak would put MFU above 100 %: so the figure only rises,
-    toward what the cores can do, and every run shares it. The file is written atomically (a
-    temporary file, then a rename), so concurrent runs never read half a file.
-    """
-    path = cpu_peak_cache_file()
+def _read_cached_peak(path: pathlib.Path) -> float:
     try:
-        cached = float(json.loads(path.read_text())["flops_per_s"])
-    except (OSError, ValueError, KeyError):
-        cached = 0.0  # missing or damaged: the new measurement replaces it
-    peak = measure_cpu_peak(repeats=3)
-    if peak <= cached:
-        return cached
+        return float(json.loads(path.read_text())["flops_per_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0  # missing or damaged: the next figure replaces it
+
+
+def _write_cached_peak(path: pathlib.Path, peak: float, source: str) -> None:
+    """Writes `peak` atomically (a temporary file, then a rename): no reader sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump({"flops_per_s": peak, "cpu": _cpu_model(), "cores": os.cpu_count(),
-                   "jax": jax.__version__}, f)
+        json.dump({"flops_per_s": peak, "source": source, "cpu": _cpu_model(),
+                   "cores": os.cpu_count(), "jax": jax.__version__}, f)
     os.replace(f.name, path)
+
+
+def cached_cpu_peak(repeats: int = 3) -> float:
+    """This machine's best f32 FLOP/s so far: the cached figure, raised by a new check.
+
+    Each call runs `measure_cpu_peak(repeats=repeats)` and keeps the higher of it and the
+    figure in `cpu_peak_cache_file` (written when it rises). A measurement on a busy machine
+    can only be too low, and a low peak would put MFU above 100 %: so the figure only rises,
+    toward what the cores can do, and every run (trainer, benchmarks) shares it. Any rate a
+    run actually achieves raises it too (`observe_cpu_flops`).
+    """
+    path = cpu_peak_cache_file()
+    cached = _read_cached_peak(path)
+    peak = measure_cpu_peak(repeats=repeats)
+    if peak <= cached:
+        return cached
+    _write_cached_peak(path, peak, f"best of {repeats} jitted f32 2048x2048 matmuls")
     return peak
+
+
+def observe_cpu_flops(achieved: float, peak: float) -> float:
+    """The CPU peak to divide by after a run achieved `achieved` FLOP/s: never below it.
+
+    A matmul peak measured while other jobs held the cores is too low, and the model FLOP/s
+    a training step achieves on a quieter moment can then exceed it (MFU 129 % was seen).
+    Model FLOPs are work the cores really did, so the true peak is at least the achieved
+    rate: the returned peak is max(`peak`, `achieved`), and a new maximum is written to
+    `cpu_peak_cache_file` for later runs. MFU = achieved / returned peak is thus <= 1.
+    """
+    if not achieved > peak:  # also false for NaN
+        return peak
+    path = cpu_peak_cache_file()
+    if achieved > _read_cached_peak(path):
+        _write_cached_peak(path, achieved, "model FLOP/s achieved by a run")
+    return achieved
 
 
 def peak_flops_per_second() -> tuple[float, str]:
