@@ -177,10 +177,10 @@ def _stdlib_docstrings(validation_fraction: float
         files[topic].add(key)
     groups = [key if len(files[topic]) > 1 else f"{key}::{part}"
               for _, topic, key, part in found]
-    split = stratified_split([(topic, g) for (_, topic, _, _), g in zip(found, groups)],
+    split = stratified_split([(row[1], g) for row, g in zip(found, groups, strict=True)],
                              validation_fraction)
     rows: dict[str, list[Record]] = {"train": [], "validation": []}
-    for (doc, topic, _, _), group in zip(found, groups):
+    for (doc, topic, _, _), group in zip(found, groups, strict=True):
         rows[split[group]].append(Record(doc, "", topic))
     return rows, labels, split
 

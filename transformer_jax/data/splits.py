@@ -70,7 +70,7 @@ def stratified_split(items: Sequence[tuple[str, str]], validation_fraction: floa
     for label, group in items:
         sizes[label][group] += 1
     assignment: dict[str, str] = {}
-    for label, groups in sizes.items():
+    for groups in sizes.values():
         order = sorted(groups, key=lambda g: (hashlib.sha256(g.encode("utf-8")).digest(), g))
         held: list[str] = []
         if validation_fraction > 0 and len(order) > 1:
