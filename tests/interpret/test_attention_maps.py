@@ -106,7 +106,8 @@ def test_heatmap_png(gpt, tmp_path):
 def test_curves_png(tmp_path):
     rows = [{"step": s, "split": "train", "loss": 5.0 / s} for s in range(1, 21)]
     rows += [{"step": s, "split": "eval", "loss": 4.0 / s, "bits_per_byte": 2.0 / s,
-              "perplexity": 100.0} for s in (10, 20)]
+              "perplexity": 100.0, "eval_batches": 16, "eval_complete": 0} for s in (10, 20)]
+    assert curves.eval_metric_keys(rows) == ["bits_per_byte"]  # not counts or bookkeeping
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = curves.write_curves(tmp_path)
     assert path == tmp_path / "curves.png"

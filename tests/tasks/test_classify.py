@@ -1,18 +1,22 @@
 """Sequence classification: local CSV/TSV/JSONL/folder sources, training, metrics, errors."""
 
+import collections
 import json
+import pathlib
+import sysconfig
 
 import numpy as np
 import pytest
 
 from tests.tasks.conftest import make_tokenizer, model_config, tiny_config, train
 from tests.tensorboard_events import summaries
-from transformer_jax.data import classify
+from transformer_jax.data import classify, splits
 from transformer_jax.errors import UserError
 from transformer_jax.run.evaluation import Evaluator
 from transformer_jax.tasks.classify import SequenceClassification
 from transformer_jax.train.metric_writer import MetricWriter
 
+STDLIB = pathlib.Path(sysconfig.get_paths()["stdlib"])
 FRUIT = ["apple", "pear", "plum", "fig", "kiwi", "lime"]
 TOOLS = ["hammer", "saw", "drill", "wrench", "chisel", "file"]
 
@@ -123,3 +127,37 @@ def test_bad_inputs(tmp_path, data_dir):
     c.data.update(source="tfds", tfds_name="glue/sst2", tfds_data_dir=str(tmp_path / "tfds"))
     with pytest.raises(UserError, match="not prepared in DATA_DIR"):
         classify.make_records(c.data, "train")
+
+
+def test_stratified_split_holds_out_whole_groups_of_every_label():
+    items = [(label, f"{label}/file{f}") for label, files in (("a", 8), ("b", 3), ("c", 1))
+             for f in range(files) for _ in range(f + 1)]  # file f holds f + 1 examples
+    split = splits.stratified_split(items, 0.25)
+    assert split == splits.stratified_split(items[::-1], 0.25)  # order-free, deterministic
+    assert set(split) == {group for _, group in items}  # one split per group: no straddling
+    for label in ("a", "b"):
+        held = [g for lab, g in items if lab == label and split[g] == "validation"]
+        total = sum(lab == label for lab, _ in items)
+        assert 0 < len(held) <= 0.25 * total or len(set(held)) == 1
+        assert any(split[g] == "train" for lab, g in items if lab == label)
+    assert split["c/file0"] == "train"  # a one-group label cannot be held out
+    assert set(splits.stratified_split(items, 0.0).values()) == {"train"}
+
+
+def test_stdlib_validation_covers_every_topic_in_whole_files():
+    rows, labels, split = classify._stdlib_docstrings(0.2)
+    assert len(labels) == classify.STDLIB_TOPICS
+    held = collections.Counter(r.label for r in rows["validation"])
+    total = held + collections.Counter(r.label for r in rows["train"])
+    assert set(held) == set(labels)
+    assert all(0.05 < held[label] / total[label] <= 0.2 for label in labels)
+    # A unit is a whole file, or `file::definition` only in a topic of one file.
+    def topic(unit):
+        return unit.split("::")[0].split("/")[0].removesuffix(".py")
+
+    files = collections.defaultdict(set)
+    for unit in split:
+        files[topic(unit)].add(unit.split("::")[0])
+    for unit in split:
+        assert (STDLIB / unit.split("::")[0]).is_file()
+        assert ("::" in unit) == (len(files[topic(unit)]) == 1)

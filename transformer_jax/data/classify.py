@@ -3,8 +3,9 @@
 Sources (`data.source`):
 - `stdlib`: the offline default, a 20-way topic task: "which standard-library package does
   this docstring come from" (module/class/function docstrings of the 20 top-level
-  packages/modules with the most docstrings, test suites left out), split by a hash of each
-  file's path.
+  packages/modules with the most docstrings, test suites left out), stratified: each topic
+  holds out about `validation_fraction` of its docstrings in whole files (in a one-file
+  topic such as turtle.py, whole top-level definitions), chosen in a stable hash order.
 - `local`: a CSV/TSV/JSONL file with text (+ text_b) + label columns, split by a hash of each
   row's text unless `data.validation_path` names a separate file; or a folder-per-label
   directory (`DIR/<label>/*.txt`), split by a hash of each file's path.
@@ -31,7 +32,7 @@ import numpy as np
 
 from transformer_jax.data import sources, tfds_source
 from transformer_jax.data.bert_pretrain import truncate_pair
-from transformer_jax.data.splits import check_split, split_of
+from transformer_jax.data.splits import check_split, split_of, stratified_split
 from transformer_jax.data.text_tokenizer import TextTokenizer
 from transformer_jax.errors import UserError
 
@@ -109,7 +110,7 @@ def make_records(data: ml_collections.ConfigDict, split: str,
     check_split(split, data.validation_fraction)
     kind = data.source
     if kind == "stdlib":
-        rows, all_labels = _stdlib_docstrings(data.validation_fraction)
+        rows, all_labels, _ = _stdlib_docstrings(data.validation_fraction)
         records, where = rows[split], "stdlib docstrings"
     elif kind == "tfds":
         return _tfds_records(data, split)
@@ -136,10 +137,17 @@ def make_records(data: ml_collections.ConfigDict, split: str,
 
 
 @functools.cache
-def _stdlib_docstrings(validation_fraction: float) -> tuple[dict[str, list[Record]], list[str]]:
-    """Docstrings of the stdlib's 20 biggest top-level packages/modules, per split (~20 s)."""
+def _stdlib_docstrings(validation_fraction: float
+                       ) -> tuple[dict[str, list[Record]], list[str], dict[str, str]]:
+    """Docstrings of the stdlib's 20 biggest top-level packages/modules, per split (~20 s).
+
+    Returns:
+      (split -> records, the label names, split unit -> split). A unit is a file path
+      relative to the stdlib, or `path::name` (a top-level definition) in a one-file topic;
+      each topic holds out about `validation_fraction` of its docstrings, in whole units.
+    """
     root = pathlib.Path(sysconfig.get_paths()["stdlib"])
-    found: list[tuple[str, str, str]] = []  # (docstring, topic, file key)
+    found: list[tuple[str, str, str, str]] = []  # (docstring, topic, file key, part)
     for path in sources.stdlib_files():
         key = path.relative_to(root).as_posix()
         topic = key.split("/")[0].removesuffix(".py")
@@ -149,19 +157,32 @@ def _stdlib_docstrings(validation_fraction: float) -> tuple[dict[str, list[Recor
             tree = ast.parse(path.read_bytes())
         except (SyntaxError, ValueError):
             continue  # the stdlib ships a few deliberately broken test files
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                 ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc and doc.strip():
-                    found.append((doc.strip(), topic, key))
-    counts = collections.Counter(topic for _, topic, _ in found)
+        # The module docstring, then each top-level statement's docstrings (its "part").
+        module_doc = ast.get_docstring(tree)
+        if module_doc and module_doc.strip():
+            found.append((module_doc.strip(), topic, key, ""))
+        for statement in tree.body:
+            for node in ast.walk(statement):
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc and doc.strip():
+                        found.append((doc.strip(), topic, key, getattr(statement, "name",
+                                                                        str(statement.lineno))))
+    counts = collections.Counter(topic for _, topic, _, _ in found)
     labels = sorted(t for t, _ in counts.most_common(STDLIB_TOPICS))
+    found = [row for row in found if row[1] in labels]
+    # Split unit: the file; in a one-file topic (e.g. turtle.py), its top-level definitions.
+    files = collections.defaultdict(set)
+    for _, topic, key, _ in found:
+        files[topic].add(key)
+    groups = [key if len(files[topic]) > 1 else f"{key}::{part}"
+              for _, topic, key, part in found]
+    split = stratified_split([(row[1], g) for row, g in zip(found, groups, strict=True)],
+                             validation_fraction)
     rows: dict[str, list[Record]] = {"train": [], "validation": []}
-    for doc, topic, key in found:
-        if topic in labels:
-            rows[split_of(key, validation_fraction)].append(Record(doc, "", topic))
-    return rows, labels
+    for (doc, topic, _, _), group in zip(found, groups, strict=True):
+        rows[split[group]].append(Record(doc, "", topic))
+    return rows, labels, split
 
 
 def _read_local(path: pathlib.Path, data: ml_collections.ConfigDict

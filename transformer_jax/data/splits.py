@@ -1,6 +1,9 @@
-"""Train/validation splits by a stable hash of each document's key, and the source protocol."""
+"""Train/validation splits by a stable hash of each document's key (or stratified by label
+over groups of documents), and the source protocol."""
 
+import collections
 import hashlib
+from collections.abc import Sequence
 from typing import Protocol
 
 from transformer_jax.errors import UserError
@@ -44,3 +47,40 @@ def check_split(split: str, validation_fraction: float) -> None:
         raise UserError(
             f"validation_fraction={validation_fraction} must be in [0, 1); 0.02 is a good default"
         )
+
+
+def stratified_split(items: Sequence[tuple[str, str]], validation_fraction: float
+                     ) -> dict[str, str]:
+    """Assigns whole groups to "train"/"validation" so that every label is in both splits.
+
+    For each label, its groups are visited in the order of a stable hash of their keys and
+    moved to "validation" while the label's validation items stay within
+    `validation_fraction` of its items; at least one group goes to validation (the smallest,
+    when none fits) and at least one stays in train. A group never straddles the splits.
+
+    Args:
+      items: one (label, group key) pair per example; a group (e.g. a file) holds examples
+        of one label.
+      validation_fraction: each label's share of examples to hold out (0: none).
+
+    Returns:
+      group key -> "train" or "validation"; the same on every machine and Python run.
+    """
+    sizes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for label, group in items:
+        sizes[label][group] += 1
+    assignment: dict[str, str] = {}
+    for groups in sizes.values():
+        order = sorted(groups, key=lambda g: (hashlib.sha256(g.encode("utf-8")).digest(), g))
+        held: list[str] = []
+        if validation_fraction > 0 and len(order) > 1:
+            budget = validation_fraction * sum(groups.values())
+            for group in order:
+                if groups[group] <= budget and len(held) < len(order) - 1:
+                    held.append(group)
+                    budget -= groups[group]
+            if not held:
+                held = [min(order, key=lambda g: groups[g])]
+        for group in order:
+            assignment[group] = "validation" if group in held else "train"
+    return assignment

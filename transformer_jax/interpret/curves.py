@@ -19,7 +19,8 @@ from transformer_jax.errors import UserError
 SIZE_INCHES = (10.0, 4.0)
 DPI = 100
 # Eval keys that are counts, bookkeeping or exp(loss) (whose scale would flatten the rest).
-_NOT_PLOTTED = {"step", "split", "loss", "perplexity", "tokens", "examples", "decoded", "weight"}
+_NOT_PLOTTED = {"step", "split", "loss", "perplexity", "tokens", "examples", "decoded", "weight",
+                "eval_batches", "eval_complete"}
 
 
 def read_metrics(path: pathlib.Path) -> list[dict]:
@@ -38,6 +39,12 @@ def series(rows: list[dict], split: str, key: str) -> tuple[list[int], list[floa
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
+def eval_metric_keys(rows: list[dict]) -> list[str]:
+    """The eval metrics plotted on the right panel (not counts or bookkeeping), sorted."""
+    return sorted({k for r in rows if r["split"] == "eval" for k, v in r.items()
+                   if k not in _NOT_PLOTTED and isinstance(v, (int, float))})
+
+
 def write_curves(workdir: str | pathlib.Path, out: str | pathlib.Path | None = None
                  ) -> pathlib.Path:
     """Writes the curves of `workdir`'s metrics.jsonl to `out` (default WORKDIR/curves.png).
@@ -47,8 +54,7 @@ def write_curves(workdir: str | pathlib.Path, out: str | pathlib.Path | None = N
     """
     rows = read_metrics(pathlib.Path(workdir) / "metrics.jsonl")
     out = pathlib.Path(out) if out else pathlib.Path(workdir) / "curves.png"
-    eval_keys = sorted({k for r in rows if r["split"] == "eval" for k, v in r.items()
-                        if k not in _NOT_PLOTTED and isinstance(v, (int, float))})
+    eval_keys = eval_metric_keys(rows)
     fig, (left, right) = plt.subplots(1, 2, figsize=SIZE_INCHES, dpi=DPI)
     for split, style in (("train", "-"), ("eval", "o-")):
         steps, values = series(rows, split, "loss")
