@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import pathlib
 import subprocess
 import sys
@@ -48,6 +49,10 @@ def test_train_writes_metrics_checkpoints_tensorboard_and_a_sample(trained):
     assert [x["step"] for x in lines if x["split"] == "train"] == [1, 2, 3, 4, 5, 6]
     evals = [x for x in lines if x["split"] == "eval"]
     assert evals and all({"loss", "perplexity", "bits_per_byte"} <= set(x) for x in evals)
+    # The default's short run learns: finite metrics, falling train and held-out loss.
+    assert all(math.isfinite(v) for x in lines for v in x.values() if not isinstance(v, str))
+    train = [x["loss"] for x in lines if x["split"] == "train"]
+    assert train[-1] < train[0] and evals[-1]["loss"] < evals[0]["loss"]
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [
         "3", "6"]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
