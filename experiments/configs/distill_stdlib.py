@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # The teacher: a trained run directory of the student's task and family (or hf:DIR).
         teacher="runs/classify_stdlib" if classify else "runs/gpt_stdlib",
         kd_alpha=0.5,        # weight of the soft (teacher) term; 1 - kd_alpha: hard labels
-        kd_temperature=2.0,  # softmax temperature of both distributions in the soft term
+        kd_temperature=1.0,  # softmax temperature of both distributions in the soft term
     ))
     # Half the teacher's layers (gpt_tiny: 4 -> 2; bert_tiny and the ':test' models: 2 -> 1).
     c.model.num_layers = 1 if classify or test else 2

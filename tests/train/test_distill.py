@@ -124,7 +124,7 @@ def test_the_teacher_is_a_frozen_jit_argument_sharded_like_the_student(student, 
         zero = jax.jit(task.loss_fn(model))(state.params, batch, rng, frozen=frozen)
         plain = jax.jit(lm_loss_fn(model))(state.params, batch, rng)
         assert [float(x) for x in zero] == [float(x) for x in plain]
-        task.config.task.kd_alpha = 1.0
+        task.config.task.update(kd_alpha=1.0, kd_temperature=2.0)
         one = jax.jit(task.loss_fn(model))(state.params, batch, rng, frozen=frozen)
         teacher_model = task.build_model(task.teacher.model_config)
 

@@ -87,7 +87,7 @@ class Distillation(Task):
                             "[0, 1] (0 = hard labels only)")
         if not temperature > 0:
             raise UserError(f"config.task.kd_temperature={temperature!r}: use a temperature "
-                            "> 0 (e.g. 2)")
+                            "> 0 (e.g. 1)")
         if config.get("init_from"):
             raise UserError(f"config.init_from={config.init_from!r}: a distill student starts "
                             "fresh, with the teacher's tokenizer; drop init_from")
