@@ -1,7 +1,7 @@
 r"""Where a CPU train step's time goes: XLA ops of the jitted step grouped by class.
 
     python -m benchmarks.profile_step                      # reference config, batch 8
-    python -m benchmarks.profile_step --variant=nd_kernel_dots
+    python -m benchmarks.profile_step --variant=eigen_dots
 
 Runs one timed call of the train step (`train_throughput.jax_runner`, `--steps` steps in
 one jitted call) under `jax.profiler.trace`, reads the trace back with
@@ -80,11 +80,9 @@ def main(argv: list[str] | None = None) -> str:
     import jax
 
     from benchmarks import train_throughput
-    from transformer_jax.models import layers
 
     overrides, donate, options, one_call = train_throughput.VARIANTS[args.variant]
     config = train_throughput.model_config(args.size).replace(**overrides)
-    layers.FLAT_KERNEL_DOTS = args.variant != "nd_kernel_dots"
     run, _, compiled = train_throughput.jax_runner(
         config, args.batch, args.seq_len, args.steps, donate=donate,
         compiler_options=options, one_call=one_call, return_compiled=True)

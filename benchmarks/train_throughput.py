@@ -55,9 +55,6 @@ VARIANTS: dict[str, tuple[dict, bool, dict, bool]] = {
     # XLA CPU's GEMM libraries (jax 0.10.2 runs dots through YNNPACK by default): Eigen's
     # GEMM alone (no YNNPACK fusions), YNNPACK for individual dots only (no element-wise or
     # reduction YNN fusions), oneDNN's matmul where XLA offers it.
-    # The N-D [D, N, H] kernels' own dot_general instead of the 2-D GEMM around reshapes
-    # (`layers.FLAT_KERNEL_DOTS`, switched off while this variant is traced).
-    "nd_kernel_dots": ({}, True, {}, True),
     "eigen_dots": ({}, True, {"xla_cpu_experimental_ynn_fusion_type": ""}, True),
     "ynn_dots_only": ({}, True, {"xla_cpu_experimental_ynn_fusion_type":
                                  "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}, True),
@@ -177,7 +174,6 @@ def main(argv: list[str] | None = None) -> dict:
     common.set_xla_flags(args.xla_flags)
     common.pin_cpus(args.cpus)
 
-    from transformer_jax.models import layers
     from transformer_jax.train import flops
 
     scan = {"default": None, "true": True, "false": False}[args.scan]
@@ -195,11 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
         overrides, donate, options, one_call = VARIANTS[name]
         variant = config.replace(**overrides)
         label = "jax" if name == "default" else f"jax_{name}"
-        layers.FLAT_KERNEL_DOTS = name != "nd_kernel_dots"
         runs[label], compile_s[label] = jax_runner(
             variant, args.batch, args.seq_len, args.steps,
             donate=donate and not args.no_donate, compiler_options=options, one_call=one_call)
-        layers.FLAT_KERNEL_DOTS = True
     from benchmarks import torch_reference
 
     if not args.no_torch and torch_reference.is_gpt2_like(config):
@@ -251,8 +245,6 @@ def variants_markdown(r: dict, variants: list[str]) -> str:
         key = "jax" if name == "default" else f"jax_{name}"
         overrides, donate, options, one_call = VARIANTS[name]
         change = ", ".join([f"{k}={v!r}" for k, v in {**overrides, **options}.items()]
-                           + (["layers.FLAT_KERNEL_DOTS=False"] if name == "nd_kernel_dots"
-                              else [])
                            + ([] if donate else ["no state donation"])
                            + ([] if one_call else ["one jitted call per step"])) or "—"
         rows.append([name, change, r[f"{key}_tokens_per_s"],

@@ -15,7 +15,6 @@ Activations use the `activation_*` names so that, e.g., parameters can be FSDP-s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -78,7 +77,10 @@ class DenseGeneral(nn.Module):
             kernel_shape,
             self.param_dtype,
         )
-        y = _dense_dot(x.astype(self.dtype), kernel.astype(self.dtype), axis)
+        contract = (axis, tuple(range(len(axis))))
+        y = jax.lax.dot_general(
+            x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ()))
+        )
         if self.use_bias:
             bias = self.param(
                 "bias",
@@ -94,25 +96,6 @@ class DenseGeneral(nn.Module):
                                 self.dtype, self.param_dtype, self.deterministic,
                                 name="lora")(x)
         return y
-
-
-# Multi-dim kernels (e.g. [D, N, H]) multiply as one 2-D GEMM ([.., D] x [D, N*H]) when the
-# contracted dims are x's trailing ones: the same products, but XLA CPU then emits no layout
-# transposes around the dot and its weight gradient (BENCHMARKS.md, Zen 3). The benchmark's
-# `nd_kernel_dots` variant sets it False to measure the plain N-D dot_general.
-FLAT_KERNEL_DOTS = True
-
-
-def _dense_dot(x: jax.Array, kernel: jax.Array, axis: tuple[int, ...]) -> jax.Array:
-    """x . kernel contracting x's `axis` with the kernel's leading dims: [..., *K] x [*K, *F]."""
-    k = len(axis)
-    features = kernel.shape[k:]
-    if FLAT_KERNEL_DOTS and axis == tuple(range(x.ndim - k, x.ndim)):
-        flat = x.reshape(*x.shape[: x.ndim - k], -1) @ kernel.reshape(
-            math.prod(kernel.shape[:k]), -1)
-        return flat.reshape(*flat.shape[:-1], *features)
-    contract = (axis, tuple(range(k)))
-    return jax.lax.dot_general(x, kernel, (contract, ((), ())))
 
 
 def dense(
