@@ -41,6 +41,7 @@ import ml_collections
 import optax
 
 from transformer_jax.errors import UserError
+from transformer_jax.train import path_patterns
 
 # The projection kernels of attention (self and cross) and of the MLP (plain and gated).
 DEFAULT_TARGETS = r"(query|key|value|out|wi|wo|wi_gate|wi_up)/kernel$"
@@ -237,7 +238,7 @@ def measure_sparsity(params: Any, targets: str | tuple[str, ...] = (DEFAULT_TARG
                      ) -> dict[str, float]:
     """The fraction of exactly-zero weights: per target regex, over all targeted params
     ("targeted"), and over every param ("all")."""
-    patterns = _patterns(targets)
+    patterns = path_patterns.config_patterns(targets, "prune.targets")
     flat = [(path_name(p), x) for p, x in jax.tree_util.tree_flatten_with_path(params)[0]]
     counts: dict[str, list[int]] = {key: [0, 0] for key in (*patterns, "targeted", "all")}
     for name, x in flat:
@@ -256,19 +257,6 @@ def report(params: Any, targets: tuple[str, ...]) -> str:
     groups = ", ".join(f"{p} {got[p]:.2%}" for p in targets)
     return (f"sparsity (zero weights): targeted {got['targeted']:.2%} ({groups}), "
             f"all params {got['all']:.2%}")
-
-
-def _patterns(value: Any) -> tuple[str, ...]:
-    """Comma-separated regexes (or a sequence of them), checked."""
-    items = value.split(",") if isinstance(value, str) else list(value or ())
-    patterns = tuple(p.strip() for p in items if p.strip())
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise UserError(f"config.prune.targets: {pattern!r} is not a regular expression "
-                            f"({e}); give comma-separated Python regexes") from None
-    return patterns
 
 
 def settings_from_config(config: ml_collections.ConfigDict) -> PruneSettings | None:
@@ -308,7 +296,8 @@ def settings_from_config(config: ml_collections.ConfigDict) -> PruneSettings | N
     if steps is not None and end >= steps:
         raise UserError(f"config.prune.end_step={end} must be below train.steps={steps} (the "
                         "mask update at end_step is the one reaching the final sparsity)")
-    targets = _patterns(section.get("targets", DEFAULT_TARGETS))
+    targets = path_patterns.config_patterns(section.get("targets", DEFAULT_TARGETS),
+                                            "prune.targets")
     if not targets:
         raise UserError("config.prune.targets is empty: give regexes of the kernels to prune, "
                         f"e.g. {DEFAULT_TARGETS!r}")

@@ -26,7 +26,54 @@ _READ_THREADS = 2
 _BATCHES_AHEAD = 4
 
 
-class ExampleBatches:
+class GlobalBatches:
+    """Global batch g is `batch(g)`, g = 0, 1, … `num_batches` - 1, read ahead by Grain
+    threads; the state `{"batches": g}` (global batches consumed) is the same on every process.
+
+    Subclasses set `num_batches` and define `batch(g)` -> this process's rows of batch g.
+    """
+
+    num_batches: int = sys.maxsize
+    _next: int = 0
+    _iterator: Iterator[Example] | None = None
+
+    def batch(self, g: int) -> Example:
+        """This process's rows of global batch `g`."""
+        raise NotImplementedError
+
+    def __iter__(self) -> GlobalBatches:
+        return self
+
+    def __next__(self) -> Example:
+        if self._next >= self.num_batches:
+            raise StopIteration
+        if self._iterator is None:
+            batches = grain.MapDataset.range(self._next, self.num_batches).map(self.batch)
+            self._iterator = iter(batches.to_iter_dataset(grain.ReadOptions(
+                num_threads=_READ_THREADS, prefetch_buffer_size=_BATCHES_AHEAD)))
+        batch = next(self._iterator)
+        self._next += 1
+        return batch
+
+    def get_state(self) -> dict[str, Any]:
+        """{"batches": global batches consumed}: the same on every process."""
+        return {"batches": self._next}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continues after `state["batches"]` global batches (from any process count)."""
+        self.close()
+        self._next = int(state["batches"])
+
+    def close(self) -> None:
+        """Stops the read-ahead threads."""
+        if self._iterator is not None:
+            close: Callable[[], None] | None = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()
+            self._iterator = None
+
+
+class ExampleBatches(GlobalBatches):
     """An iterator of this process's rows of each global batch, with JSON-able state.
 
     Args:
@@ -78,7 +125,8 @@ class ExampleBatches:
         self._next = 0
         self._iterator: Iterator[Example] | None = None
 
-    def _batch(self, g: int) -> Example:
+    def batch(self, g: int) -> Example:
+        """This process's rows of global batch `g` (padding rows past a one-pass end)."""
         start = g * self._global_batch + self._first_row
         rows = [
             self._examples[i] if (self._repeat or i < self._num_examples) else None
@@ -89,34 +137,3 @@ class ExampleBatches:
                            for row in rows])
             for key, value in self._template.items()
         }
-
-    def __iter__(self) -> ExampleBatches:
-        return self
-
-    def __next__(self) -> Example:
-        if self._next >= self.num_batches:
-            raise StopIteration
-        if self._iterator is None:
-            batches = grain.MapDataset.range(self._next, self.num_batches).map(self._batch)
-            self._iterator = iter(batches.to_iter_dataset(grain.ReadOptions(
-                num_threads=_READ_THREADS, prefetch_buffer_size=_BATCHES_AHEAD)))
-        batch = next(self._iterator)
-        self._next += 1
-        return batch
-
-    def get_state(self) -> dict[str, Any]:
-        """{"batches": global batches consumed}: the same on every process."""
-        return {"batches": self._next}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continues after `state["batches"]` global batches (from any process count)."""
-        self.close()
-        self._next = int(state["batches"])
-
-    def close(self) -> None:
-        """Stops the read-ahead threads."""
-        if self._iterator is not None:
-            close: Callable[[], None] | None = getattr(self._iterator, "close", None)
-            if close is not None:
-                close()
-            self._iterator = None

@@ -24,18 +24,14 @@ share of rows divides every bucket's.
 from __future__ import annotations
 
 import functools
-import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import grain
 import numpy as np
 
+from transformer_jax.data import batching
 from transformer_jax.errors import UserError
 
-Example = dict[str, np.ndarray]
-_READ_THREADS = 2
-_BATCHES_AHEAD = 4
+Example = batching.Example
 _SMALLEST = 16
 SOURCE_KEYS, TARGET_KEYS = ("source",), ("target_inputs", "targets")
 
@@ -49,7 +45,7 @@ def boundaries(max_len: int) -> list[int]:
     return [*out, max_len]
 
 
-class TokenBatches:
+class TokenBatches(batching.GlobalBatches):
     """Bucketed training batches of about `tokens_per_batch` tokens a side, forever.
 
     Args:
@@ -93,8 +89,6 @@ class TokenBatches:
             raise UserError(
                 f"data.tokens_per_batch={tokens_per_batch}: no bucket has {group} full "
                 f"batch(es) of examples ({len(lengths)} examples); lower tokens_per_batch")
-        self._next = 0
-        self._iterator: Iterator[Example] | None = None
 
     @functools.lru_cache(maxsize=2)  # noqa: B019 (one instance per run; bounded)
     def _epoch(self, epoch: int) -> list[tuple[int, np.ndarray]]:
@@ -122,35 +116,6 @@ class TokenBatches:
         out = {key: np.stack([r[key][:s] for r in rows]) for key in SOURCE_KEYS}
         out |= {key: np.stack([r[key][:t] for r in rows]) for key in TARGET_KEYS}
         return out
-
-    def __iter__(self) -> TokenBatches:
-        return self
-
-    def __next__(self) -> Example:
-        if self._iterator is None:
-            batches = grain.MapDataset.range(self._next, sys.maxsize).map(self.batch)
-            self._iterator = iter(batches.to_iter_dataset(grain.ReadOptions(
-                num_threads=_READ_THREADS, prefetch_buffer_size=_BATCHES_AHEAD)))
-        batch = next(self._iterator)
-        self._next += 1
-        return batch
-
-    def get_state(self) -> dict[str, Any]:
-        """{"batches": global batches consumed}: the same on every process."""
-        return {"batches": self._next}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continues after `state["batches"]` global batches."""
-        self.close()
-        self._next = int(state["batches"])
-
-    def close(self) -> None:
-        """Stops the read-ahead threads."""
-        if self._iterator is not None:
-            close = getattr(self._iterator, "close", None)
-            if close is not None:
-                close()
-            self._iterator = None
 
 
 def padding_fraction(batches: list[Example], pad_id: int = 0) -> float:

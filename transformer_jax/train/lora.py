@@ -26,25 +26,12 @@ from transformer_jax.compress import pruning
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.lora import LoraConfig, is_adapter_path
-from transformer_jax.train import optim
+from transformer_jax.train import optim, path_patterns
 
 if TYPE_CHECKING:  # train/step.py imports train/state.py, which imports this file
     from transformer_jax.train.step import LossFn
 
 TRAIN, FROZEN = "train", "frozen"
-
-
-def _patterns(value: Any, key: str) -> tuple[str, ...]:
-    """Comma-separated regexes (or a list of them) from the config, each compiled once."""
-    items = value.split(",") if isinstance(value, str) else list(value or ())
-    patterns = tuple(p.strip() for p in items if p.strip())
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise UserError(f"config.lora.{key}: {pattern!r} is not a regular expression "
-                            f"({e}); give comma-separated Python regexes") from None
-    return patterns
 
 
 def lora_config(config: ml_collections.ConfigDict) -> LoraConfig | None:
@@ -63,12 +50,13 @@ def lora_config(config: ml_collections.ConfigDict) -> LoraConfig | None:
         raise UserError(f"config.lora.alpha={alpha!r}: use a positive number (scale alpha/rank)")
     if not 0.0 <= dropout < 1.0:
         raise UserError(f"config.lora.dropout={dropout!r}: use a rate in [0, 1)")
-    targets = _patterns(section.get("targets"), "targets")
+    targets = path_patterns.config_patterns(section.get("targets"), "lora.targets")
     if not targets:
         raise UserError("config.lora.targets is empty: give regexes of the dense kernels to "
                         r"adapt, e.g. '(query|key|value|out)/kernel$'")
     return LoraConfig(rank=rank, alpha=float(alpha), dropout=float(dropout), targets=targets,
-                      trainable=_patterns(section.get("trainable"), "trainable"))
+                      trainable=path_patterns.config_patterns(section.get("trainable"),
+                                                              "lora.trainable"))
 
 
 def with_lora(model_config: ModelConfig, config: ml_collections.ConfigDict) -> ModelConfig:
