@@ -40,10 +40,10 @@ setup(
         "tpu": ["jax[tpu]>=0.10.2"],
         "bench": ["torch==2.13.0", "transformers>=5", "matplotlib>=3.8"],
         # The Hugging Face interop tests' reference models (tests/interop/).
-        "hf_test": ["torch==2.13.0", "transformers>=5", "peft>=0.21"],
+        "hf-test": ["torch==2.13.0", "transformers>=5", "peft>=0.21"],
         "lmeval": ["lm-eval>=0.4.13"],
         # gs:// workdirs: etils.epath reaches buckets through gcsfs (or TensorFlow's gfile).
         "gcs": ["gcsfs>=2026.10"],
-        "gcs_test": ["gcsfs>=2026.10", "gcp-storage-emulator>=2026.7"],
+        "gcs-test": ["gcsfs>=2026.10", "gcp-storage-emulator>=2026.7"],
     },
 )

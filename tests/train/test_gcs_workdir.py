@@ -1,7 +1,7 @@
 """gs:// workdirs against a local GCS emulator: train -> kill -9 -> resume (exact, through a
 damaged checkpoint), evaluate, generate, init_from, and the up-front bucket check.
 
-The emulator (gcp-storage-emulator, extra `gcs_test`) serves 127.0.0.1; gcsfs finds it through
+The emulator (gcp-storage-emulator, extra `gcs-test`) serves 127.0.0.1; gcsfs finds it through
 STORAGE_EMULATOR_HOST, tensorstore (Orbax's array writes) through TENSORSTORE_GCS_HTTP_URL, with
 a fixed test token instead of Google credentials.
 """
