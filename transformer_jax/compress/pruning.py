@@ -40,8 +40,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from transformer_jax import path_patterns
 from transformer_jax.errors import UserError
-from transformer_jax.train import path_patterns
 
 # The projection kernels of attention (self and cross) and of the MLP (plain and gated).
 DEFAULT_TARGETS = r"(query|key|value|out|wi|wo|wi_gate|wi_up)/kernel$"

@@ -5,7 +5,7 @@ Sources (`data.source`):
   this docstring come from" (module/class/function docstrings of the 20 top-level
   packages/modules with the most docstrings, test suites left out), stratified: each topic
   holds out about `validation_fraction` of its docstrings in whole files (in a one-file
-  topic such as turtle.py, whole top-level definitions), chosen in a stable hash order.
+  topic such as the `turtle` module, whole top-level definitions), chosen in a stable hash order.
 - `local`: a CSV/TSV/JSONL file with text (+ text_b) + label columns, split by a hash of each
   row's text unless `data.validation_path` names a separate file; or a folder-per-label
   directory (`DIR/<label>/*.txt`), split by a hash of each file's path.
@@ -171,7 +171,7 @@ def _stdlib_docstrings(validation_fraction: float
     counts = collections.Counter(topic for _, topic, _, _ in found)
     labels = sorted(t for t, _ in counts.most_common(STDLIB_TOPICS))
     found = [row for row in found if row[1] in labels]
-    # Split unit: the file; in a one-file topic (e.g. turtle.py), its top-level definitions.
+    # Split unit: the file; in a one-file topic (e.g. `turtle`), its top-level definitions.
     files = collections.defaultdict(set)
     for _, topic, key, _ in found:
         files[topic].add(key)

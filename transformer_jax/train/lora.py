@@ -22,11 +22,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from transformer_jax import path_patterns
 from transformer_jax.compress import pruning
 from transformer_jax.errors import UserError
 from transformer_jax.models.config import ModelConfig
 from transformer_jax.models.lora import LoraConfig, is_adapter_path
-from transformer_jax.train import optim, path_patterns
+from transformer_jax.train import optim
 
 if TYPE_CHECKING:  # train/step.py imports train/state.py, which imports this file
     from transformer_jax.train.step import LossFn
