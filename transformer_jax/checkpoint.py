@@ -158,7 +158,9 @@ class Checkpointer:
         """Starts saving `step` (async); returns once the arrays are copied off-device."""
         if self._manager is None:
             self._manager = self._fresh_manager(read_only=False)
+        self.wait()  # the previous async save (Orbax's save waits too): a failure names it
         self._saving = step
+        self._check_space()
         try:
             self._manager.save(
                 step,
@@ -229,16 +231,35 @@ class Checkpointer:
             "space or use another --workdir; earlier checkpoints are intact"
         )
 
+    def _check_space(self) -> None:
+        """Refuses a save, before it writes anything, that cannot fit beside the others.
+
+        The estimate is the newest finished step's size (none before the first save, and
+        none for a bucket); a save that still runs out of space fails in `wait`.
+        """
+        done = self._finished_step_dirs()
+        if workpath.is_url(self.directory) or not done:
+            return
+        if shutil.disk_usage(self.directory).free < _tree_bytes(done[-1]):
+            raise self._save_error(self._saving, OSError("No space left on device"))
+
+    def _finished_step_dirs(self) -> list:
+        """The step directories on disk other than the one being saved, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return sorted((p for p in self.directory.iterdir()
+                       if p.is_dir() and p.name.isdigit() and int(p.name) != self._saving),
+                      key=lambda p: int(p.name))
+
     def _space_note(self) -> str:
         """What a step takes (the newest finished one's size) and what is free, if known."""
         if workpath.is_url(self.directory):
             return "a bucket"
         free = shutil.disk_usage(self.directory).free
-        done = [self.directory / str(s) for s in self.steps() if s != self._saving]
+        done = self._finished_step_dirs()
         if not done:
             return f"{free / 2**20:.1f} MiB free"
-        size = sum(os.path.getsize(os.path.join(root, name))
-                   for root, _, names in os.walk(done[-1]) for name in names)
+        size = _tree_bytes(done[-1])
         return (f"a checkpoint takes about {size / 2**20:.1f} MiB, as step {done[-1].name} "
                 f"does; {free / 2**20:.1f} MiB free")
 
@@ -247,6 +268,12 @@ class Checkpointer:
         dst = self.directory / f"{step}.damaged-{int(time.time())}"
         src.rename(dst)
         logging.warning("moved damaged checkpoint %s aside to %s", src, dst.name)
+
+
+def _tree_bytes(root: os.PathLike) -> int:
+    """Total size of the files under a local directory."""
+    return sum(os.path.getsize(os.path.join(parent, name))
+               for parent, _, names in os.walk(root) for name in names)
 
 
 def _short(error: Exception) -> str:
