@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sacrebleu
-from rouge_score import rouge_scorer
 
 from transformer_jax.errors import UserError
 
@@ -60,6 +59,10 @@ def rouge(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, flo
       lines of each text, newline-separated); all 0 for N = 0.
     """
     _check(hypotheses, references)
+    # Imported here: rouge-score imports nltk and scipy (~5 s), which every run that loads
+    # the task registry would otherwise pay.
+    from rouge_score import rouge_scorer
+
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for hyp, ref in zip(hypotheses, references, strict=True):
