@@ -2,7 +2,10 @@
 
 import os
 
-import tensorflow_datasets as tfds
+from etils import epy
+
+with epy.lazy_imports():  # ~1 s, only for runs that read TFDS
+    import tensorflow_datasets as tfds
 
 from transformer_jax.data.splits import check_split
 from transformer_jax.errors import UserError

@@ -23,8 +23,10 @@ import time
 import jax
 import numpy as np
 from absl import logging
-from etils import epath
-from tensorboardX import SummaryWriter
+from etils import epath, epy
+
+with epy.lazy_imports():  # imports torch when installed (seconds): only when writing
+    import tensorboardX
 
 from transformer_jax import workpath
 
@@ -49,7 +51,7 @@ class MetricWriter:
             if self._remote:
                 self._tb_local = tempfile.mkdtemp(prefix="tensorboard-")
             # TensorBoard hides older events at steps >= purge_step: those the run redoes.
-            self._tb = SummaryWriter(self._tb_local or str(self._tb_remote),
+            self._tb = tensorboardX.SummaryWriter(self._tb_local or str(self._tb_remote),
                                      purge_step=resume_from + 1 if resume_from else None)
 
     def truncate_after(self, step: int) -> None:
