@@ -165,7 +165,8 @@ def _train(workdir: pathlib.Path, corpus_dir: pathlib.Path, cache: pathlib.Path,
                JAX_COMPILATION_CACHE_DIR=str(cache / "xla"),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     if processes == 1:
-        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+        # The suite's other XLA flags (tests/conftest.py) stay, as the launcher keeps them.
+        env["XLA_FLAGS"] = os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=4")
         command.append("--config.sample.max_new_tokens=0")
     else:
         # Sampling stays on: experiments.train must skip it, as the loop's process-0-only
