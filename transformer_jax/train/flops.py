@@ -195,15 +195,15 @@ def peak_flops_per_second() -> tuple[float, str]:
 
     Accelerators: the vendor's dense bf16 figure times the device count. CPU: this
     machine's cached figure (`cpu_peak_cache_file`; all fake CPU devices share the same
-    cores, so it is not multiplied), measured by `cached_cpu_peak` only when there is none
-    yet; every run's achieved rate (`observe_cpu_flops`) and each benchmark raise it.
+    cores, so it is not multiplied), raised by one more timed matmul per run
+    (`cached_cpu_peak(repeats=1)`: a figure first measured on a busy machine must not stick),
+    by every run's achieved rate (`observe_cpu_flops`) and by each benchmark.
     """
     devices = jax.devices()
     kind = devices[0].device_kind
     if devices[0].platform == "cpu":
-        path = cpu_peak_cache_file()
-        return (_read_cached_peak(path) or cached_cpu_peak(),
-                f"measured f32 matmul on this host ({path})")
+        return (cached_cpu_peak(repeats=1),
+                f"measured f32 matmul on this host ({cpu_peak_cache_file()})")
     for name, peak in _PEAK_BF16.items():
         if name.lower() in kind.lower():
             return peak * len(devices), f"{kind} dense bf16 data sheet x {len(devices)}"
