@@ -83,6 +83,12 @@ class Checkpointer:
         if unfinished:
             logging.warning("ignoring unfinished checkpoint writes in %s: %s",
                             self.directory, ", ".join(sorted(unfinished)))
+        return self._step_numbers()
+
+    def _step_numbers(self) -> list[int]:
+        """`steps` without its warning about unfinished writes."""
+        if not self.directory.is_dir():
+            return []
         return sorted(int(p.name) for p in self.directory.iterdir()
                       if p.is_dir() and p.name.isdigit())
 
@@ -221,14 +227,17 @@ class Checkpointer:
         step = self._saving if step is None else step
         what = f"checkpoint step {step}" if step is not None else "a checkpoint"
         if _is_disk_full(f"{error} {error.__cause__}"):
-            return UserError(
-                f"No space left on device for {what} under {self.directory} "
-                f"({self._space_note()}): free disk space or use another --workdir; earlier "
-                "checkpoints are intact"
-            )
+            return self._disk_full_error(what)
         return UserError(
             f"could not write {what} under {self.directory} ({_short(error)}): free disk "
             "space or use another --workdir; earlier checkpoints are intact"
+        )
+
+    def _disk_full_error(self, what: str) -> UserError:
+        return UserError(
+            f"No space left on device for {what} under {self.directory} "
+            f"({self._space_note()}): free disk space or use another --workdir; earlier "
+            "checkpoints are intact"
         )
 
     def _check_space(self) -> None:
@@ -241,15 +250,11 @@ class Checkpointer:
         if workpath.is_url(self.directory) or not done:
             return
         if shutil.disk_usage(self.directory).free < _tree_bytes(done[-1]):
-            raise self._save_error(self._saving, OSError("No space left on device"))
+            raise self._disk_full_error(f"checkpoint step {self._saving}")
 
     def _finished_step_dirs(self) -> list:
         """The step directories on disk other than the one being saved, oldest first."""
-        if not self.directory.is_dir():
-            return []
-        return sorted((p for p in self.directory.iterdir()
-                       if p.is_dir() and p.name.isdigit() and int(p.name) != self._saving),
-                      key=lambda p: int(p.name))
+        return [self.directory / str(s) for s in self._step_numbers() if s != self._saving]
 
     def _space_note(self) -> str:
         """What a step takes (the newest finished one's size) and what is free, if known."""

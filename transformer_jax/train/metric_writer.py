@@ -51,8 +51,9 @@ class MetricWriter:
             if self._remote:
                 self._tb_local = tempfile.mkdtemp(prefix="tensorboard-")
             # TensorBoard hides older events at steps >= purge_step: those the run redoes.
-            self._tb = tensorboardX.SummaryWriter(self._tb_local or str(self._tb_remote),
-                                     purge_step=resume_from + 1 if resume_from else None)
+            self._tb = tensorboardX.SummaryWriter(
+                self._tb_local or str(self._tb_remote),
+                purge_step=resume_from + 1 if resume_from else None)
 
     def truncate_after(self, step: int) -> None:
         """Drops lines with `step` > the given step (a resumed run repeats those steps)."""
