@@ -148,3 +148,19 @@ def test_resuming_with_other_train_steps_warns_that_the_schedule_moves(config, t
     with caplog.at_level("WARNING"):
         run_lib.setup_run(config, str(tmp_path))
     assert "train.steps changed" not in caplog.text
+    assert "settings other than the checkpoint's" not in caplog.text
+
+
+def test_resuming_with_another_recipe_warns_naming_each_field(config, tmp_path, caplog):
+    config.train.update(steps=3, checkpoint_every=3, eval_every=3)
+    run_lib.train_and_evaluate(config, str(tmp_path))
+    other = config.copy_and_resolve_references()
+    other.train.batch_size = config.train.batch_size * 2
+    other.optim.learning_rate = config.optim.learning_rate * 3
+    other.train.eval_every = 1  # not part of the recipe: no warning for it
+    with caplog.at_level("WARNING"):
+        run_lib.setup_run(other, str(tmp_path))
+    assert (f"train.batch_size {config.train.batch_size} -> {other.train.batch_size}"
+            in caplog.text)
+    assert f"optim.learning_rate {config.optim.learning_rate!r} -> " in caplog.text
+    assert "eval_every" not in caplog.text

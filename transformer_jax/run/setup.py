@@ -91,6 +91,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, check_data: bool 
         _check_compatible(meta, model_config, checkpointer.directory)
         lora.check_resume(meta.get("model", {}), model_config, checkpointer.directory)
         _warn_if_schedule_moves(meta, existing[0], config)
+        _warn_if_recipe_changes(meta, config)
     config = _resolved(config, meta)
     task = tasks_lib.make_task(config, model_config)
     if check_data:
@@ -167,6 +168,34 @@ def _warn_if_schedule_moves(meta: dict, step: int, config: ml_collections.Config
         "train.steps changed from %d (the checkpoint's) to %d: the learning-rate schedule now "
         "ends at %d, so at the resumed step %d the rate moves from %.3g to %.3g",
         saved, config.train.steps, config.train.steps, step, before, after)
+
+
+# What a resumed run's trajectory depends on besides train.steps (which has its own warning):
+# the batch, the seed, the optimizer and its schedule, the data and how it is cut.
+_RECIPE_KEYS = ("train.batch_size", "train.grad_accum_steps", "train.seed", "optim", "data")
+# Where things are, not what they are (0 shards = the checkpoint's count, resolved below).
+_NOT_RECIPE = {"data.num_shards", "data.tokenizer_cache_dir", "data.tfds_data_dir"}
+
+
+def _warn_if_recipe_changes(meta: dict, config: ml_collections.ConfigDict) -> None:
+    """Warns, listing each field, when a resume trains with another recipe than the checkpoint
+    was trained with (e.g. a pulled change of the defaults): the run continues as a hybrid."""
+    saved_config = meta.get("config", {})
+    changed = []
+    for key in _RECIPE_KEYS:
+        section, _, field = key.partition(".")
+        if section not in config:
+            continue
+        saved = saved_config.get(section, {})
+        mine = json.loads(config[section].to_json())
+        pairs = [(field, saved.get(field), mine.get(field))] if field else [
+            (name, saved.get(name), mine.get(name)) for name in sorted(set(saved) | set(mine))]
+        changed += [f"{section}.{name} {old!r} -> {new!r}" for name, old, new in pairs
+                    if name in saved and old != new and f"{section}.{name}" not in _NOT_RECIPE]
+    if changed:
+        logging.warning(
+            "resuming with settings other than the checkpoint's: %s; the run continues with the "
+            "new ones (use another --workdir to train them from the start)", ", ".join(changed))
 
 
 def _resolve_tokenizer(task: tasks_lib.Task, model_config: ModelConfig,
