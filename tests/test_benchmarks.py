@@ -61,3 +61,29 @@ ENTRY %main (x: f32[4,8]) -> f32[4,4] {
     assert profile_step.op_class(*ops["copy_fusion"], computations) == (
         "layout copies / transposes")
     assert profile_step.layout_copy_bytes(ops, computations) == 8 * 4 * 4
+
+
+def test_int8_matmul_forms_compute_the_float32_products():
+    """Every form the int8 benchmark times computes x @ W of the model's kernels (within int8
+    rounding), so its timings compare the same products."""
+    import jax.numpy as jnp
+
+    from benchmarks import int8_matmul
+
+    config = train_throughput.model_config(
+        "tiny", num_layers=1, d_model=32, num_heads=2, mlp_dim=64, vocab_size=128, max_len=32
+    )
+    mats = int8_matmul.kernels(config)
+    # q, k, v, out, wi, wo and the tied output projection, each [inputs, outputs].
+    assert sorted(m.shape for m in mats) == sorted(
+        [(32, 32)] * 4 + [(32, 64), (64, 32), (32, 128)])
+    x = jax.random.normal(jax.random.key(0), (8, 64))
+    for name in int8_matmul.FORMS:
+        operands, product = int8_matmul.form(name, mats)
+        for w, o in zip(mats, operands, strict=True):
+            want = x[:, : w.shape[0]] @ w
+            got = product(x[:, : w.shape[0]], o)
+            assert got.shape == want.shape
+            assert float(jnp.max(jnp.abs(got - want))) <= 0.02 * float(jnp.max(jnp.abs(want)))
+    run = int8_matmul.form_runner("int8 x int8", mats, rows=1, passes=2)
+    run()
