@@ -64,9 +64,10 @@ READS = {
 }
 
 # The resolved default models, recorded before the configs moved onto common.py and the
-# CPU sizes into the tiny presets: (vocab_size, max_len, num_layers, d_model).
+# CPU sizes into the tiny presets: (vocab_size, max_len, num_layers, d_model); the quickstart
+# went from 4 layers to 2 on 2026-12-01 (README "Results").
 DEFAULT_MODELS = {
-    "gpt_stdlib": (8192, 256, 4, 256),
+    "gpt_stdlib": (8192, 256, 2, 256),
     "bert_stdlib": (4096, 128, 2, 128),
     "classify_stdlib": (4096, 128, 2, 128),
     "tag_stdlib": (4096, 128, 2, 128),

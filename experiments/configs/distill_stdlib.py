@@ -1,14 +1,14 @@
-r"""Knowledge distillation (task `distill`): the quickstart GPT teaches a 2-layer student.
+r"""Knowledge distillation (task `distill`): the quickstart GPT teaches a 1-layer student.
 
-Offline. Train the teacher (the quickstart), then distill it into the same model with 2 of
-its 4 layers, on the same data and schedule:
+Offline. Train the teacher (the quickstart), then distill it into the same model with 1 of
+its 2 layers, on the same data and schedule:
 
   python -m experiments.train --workdir=runs/gpt_stdlib
   python -m experiments.train --config=experiments/configs/distill_stdlib.py \
       --workdir=runs/distill_stdlib [--config.task.teacher=runs/gpt_stdlib]
 
 The same student from scratch, for comparison: the quickstart with
-`--config.model.num_layers=2`. The loss is kd_alpha * T^2 * KL(teacher_T || student_T) +
+`--config.model.num_layers=1`. The loss is kd_alpha * T^2 * KL(teacher_T || student_T) +
 (1 - kd_alpha) * cross entropy (T = kd_temperature; transformer_jax/tasks/distill.py); the
 evaluation is the student's own (held-out bits/byte).
 
@@ -43,6 +43,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         kd_alpha=0.5,        # weight of the soft (teacher) term; 1 - kd_alpha: hard labels
         kd_temperature=1.0,  # softmax temperature of both distributions in the soft term
     ))
-    # Half the teacher's layers (gpt_tiny: 4 -> 2; bert_tiny and the ':test' models: 2 -> 1).
-    c.model.num_layers = 1 if classify or test else 2
+    # Half the teacher's layers (the quickstart, bert_tiny and the ':test' models: 2 -> 1).
+    c.model.num_layers = 1
     return c

@@ -245,9 +245,10 @@ _TRANSFORMER = dict(
 )
 
 PRESETS: dict[str, dict] = {
-    # GPT family. gpt_tiny is the CPU default (the quickstart).
+    # GPT family. gpt_tiny is the CPU default (the quickstart): 2 layers (4 until 2026-12-01),
+    # because at its ~10-minute CPU budget more tokens beat more depth (README "Results").
     "gpt_tiny": dict(
-        _GPT2, vocab_size=8192, max_len=256, num_layers=4, d_model=256, num_heads=4,
+        _GPT2, vocab_size=8192, max_len=256, num_layers=2, d_model=256, num_heads=4,
         mlp_dim=1024, dropout_rate=0.0, attention_dropout_rate=0.0,
     ),
     "gpt2_small": dict(_GPT2, num_layers=12, d_model=768, num_heads=12, mlp_dim=3072),
