@@ -211,6 +211,13 @@ def cpu_heading(env: dict) -> str:
             f"{env['cores_used']} of {env['cpu_count']} cores.")
 
 
+def section(title: str, method: str, env: dict, body: str, notes: tuple[str, ...] = ()) -> str:
+    """A BENCHMARKS.md section: title, method line, CPU kind, table, notes, environment."""
+    parts = [title, method, cpu_heading(env), body, *notes,
+             f"Environment: {environment_markdown(env)}."]
+    return "\n\n".join(parts)
+
+
 def table(header: list[str], rows: list[list]) -> str:
     """A Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

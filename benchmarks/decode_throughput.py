@@ -213,22 +213,14 @@ def markdown(results: list[dict]) -> str:
         if floor else "")
     compile_note = ", ".join(f"batch {r['batch']} {r['torch_compile_s']} s" for r in results
                              if r.get("torch_compile_s"))
-    return "\n".join([
+    return common.section(
         f"### Decoding throughput: `{r0['size']}`, greedy, prompt {r0['prompt_len']}, "
         f"{r0['new_tokens']} new tokens",
-        "",
         f"Command: `{r0['command']}`. "
         f"scan_layers={r0['scan_layers']}. New tokens/s, median of alternating calls"
         + (f"; torch.compile's first call (compilation, not timed): {compile_note}"
            if compile_note else "") + ".",
-        "",
-        common.cpu_heading(r0["env"]),
-        "",
-        common.table(header, rows),
-        "",
-        *([floor_note, ""] if floor_note else []),
-        f"Environment: {common.environment_markdown(r0['env'])}.",
-    ])
+        r0["env"], common.table(header, rows), (floor_note,) if floor_note else ())
 
 
 if __name__ == "__main__":

@@ -145,19 +145,12 @@ def markdown(results: list[dict]) -> str:
     rows = [[r["rows"]] + [
         f"{r[f'{k}_ms']} ({r[f'{k}_vs_float32']:.2f}x; {r[f'{k}_weight_gb_per_s']})"
         for k in (name.replace(' ', '_') for name in FORMS)] for r in results]
-    return "\n".join([
+    return common.section(
         f"### int8 matmul forms: `{r0['size']}` kernels ({r0['matrices']} matrices, "
         f"{r0['weights']:,} weights)",
-        "",
         f"Command: `{r0['command']}`. One pass = x[M, D] @ W for every kernel; median of "
         "alternating calls.",
-        "",
-        common.cpu_heading(r0["env"]),
-        "",
-        common.table(header, rows),
-        "",
-        f"Environment: {common.environment_markdown(r0['env'])}.",
-    ])
+        r0["env"], common.table(header, rows))
 
 
 if __name__ == "__main__":
