@@ -9,7 +9,8 @@ reshaped to [inputs, outputs]; `--size` picks the config of `benchmarks.train_th
 one pass of x[M, D] @ W over every kernel, chained `--passes` times in one jitted loop:
 
   float32        x @ W                                          (what float32 decoding does)
-  int8 convert   (x @ q.astype(float32)) * s                    (what `compress.int8` does)
+  int8 convert   (x @ q.astype(float32)) * s                    (`compress.int8`'s widening;
+                                                                 scale on the product)
   int8 x int8    dot(int8(x / s_x), q) -> int32, * s_x * s      (W8A8: activations quantized
                                                                  per row at run time)
 
@@ -41,7 +42,7 @@ def kernels(config) -> list:
 
     params = jax.jit(GPT(config).init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))
     out = []
-    for path, w in traverse_util.flatten_dict(nn.unbox(params)['params']).items():
+    for path, w in traverse_util.flatten_dict(nn.unbox(params)["params"]).items():
         if path[-1] == "kernel":  # out [N, H, D] contracts two axes, the others one
             out.append(w.reshape(-1, w.shape[-1]) if path[-2] == "out"
                        else w.reshape(w.shape[0], -1))
